@@ -1,0 +1,95 @@
+"""Grouped-query self-attention with RoPE, and Qwen3's QK-norm.
+
+Query head h reads key/value head h // G, where G = Hq / Hkv. With Hq = 4 and Hkv = 2 the heads read KV heads
+[0, 0, 1, 1]: the order of transformers' `repeat_kv`, so `pattern.view(B, Hkv, G, T, T)` groups heads by the KV head
+they share. MHA is G = 1; MQA is Hkv = 1.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .capture import Capture
+from .config import ModelConfig
+from .kv_cache import KVCache
+from .norm import RMSNorm
+from .rope import apply_rope
+
+
+class Attention(nn.Module):
+    def __init__(self, config: ModelConfig, layer: int):
+        super().__init__()
+        self.layer = layer
+        self.name = f"layers.{layer}.self_attn"
+        self.n_heads, self.n_kv_heads, self.head_dim = (
+            config.num_attention_heads,
+            config.num_key_value_heads,
+            config.head_dim,
+        )
+        D, dh, qkv_bias = config.hidden_size, config.head_dim, config.attention_bias
+        self.q_proj = nn.Linear(D, self.n_heads * dh, bias=qkv_bias)
+        self.k_proj = nn.Linear(D, self.n_kv_heads * dh, bias=qkv_bias)
+        self.v_proj = nn.Linear(D, self.n_kv_heads * dh, bias=qkv_bias)
+        self.o_proj = nn.Linear(self.n_heads * dh, D, bias=config.attention_output_bias)
+        if config.qk_norm:
+            # One gain vector of size dh shared by all heads: keeps q.k bounded whatever the weights grow to.
+            self.q_norm = RMSNorm(dh, config.rms_norm_eps)
+            self.k_norm = RMSNorm(dh, config.rms_norm_eps)
+        self.has_qk_norm = config.qk_norm
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        mask: torch.Tensor | None,
+        capture: Capture,
+        kv_cache: KVCache | None = None,
+        start: int = 0,
+    ) -> torch.Tensor:
+        B, T, _ = x.shape
+        n = self.name
+        # Project, then split the last axis into heads and move heads before time.
+        q = self.q_proj(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, Hq, T, dh)
+        k = self.k_proj(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, Hkv, T, dh)
+        v = self.v_proj(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, Hkv, T, dh)
+        q, k, v = capture(f"{n}.q", q), capture(f"{n}.k", k), capture(f"{n}.v", v)
+
+        # Qwen3 normalises each head's q and k *before* RoPE, as its reference implementation does.
+        if self.has_qk_norm and not capture.skip_qk_norm(self.layer):
+            q = capture(f"{n}.q_normed", self.q_norm(q))
+            k = capture(f"{n}.k_normed", self.k_norm(k))
+
+        q = capture(f"{n}.q_rot", apply_rope(q, cos, sin))
+        k = capture(f"{n}.k_rot", apply_rope(k, cos, sin))
+        if kv_cache is not None:
+            k, v = kv_cache.update(self.layer, k, v, start)  # (B, Hkv, start + T, dh)
+
+        if capture.wants(f"{n}.scores") or capture.wants(f"{n}.pattern"):
+            z = self._explicit_attention(q, k, v, mask, capture)
+        else:
+            # Fused kernel; enable_gqa lets each KV head serve its G query heads without copying K and V.
+            z = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, is_causal=mask is None and T > 1, enable_gqa=self.n_heads != self.n_kv_heads
+            )  # (B, Hq, T, dh)
+        z = capture(f"{n}.z", z)
+        z = z.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim)
+        return capture(f"{n}.out", self.o_proj(z))  # (B, T, D)
+
+    def _explicit_attention(self, q, k, v, mask, capture: Capture) -> torch.Tensor:
+        """Scores and softmax written out, for when someone asks to see them. Same result as the fused path."""
+        n = self.name
+        B, Hq, T, dh = q.shape
+        Hkv, S, G = k.shape[1], k.shape[2], self.n_heads // self.n_kv_heads
+        # View the query heads as (KV group, member) and let each group's single K broadcast over its members.
+        q_grouped = q.view(B, Hkv, G, T, dh)
+        scores = (q_grouped @ k[:, :, None].transpose(-1, -2)) * (1.0 / math.sqrt(dh))  # (B, Hkv, G, T, S)
+        scores = scores.reshape(B, Hq, T, S).float()
+        if mask is None:
+            mask = torch.ones(T, S, dtype=torch.bool, device=q.device).tril(S - T)
+        scores = capture(f"{n}.scores", scores.masked_fill(~mask, float("-inf")))
+        pattern = capture(f"{n}.pattern", torch.softmax(scores, dim=-1))  # float32, rows sum to 1
+        z = pattern.to(v.dtype).view(B, Hkv, G, T, S) @ v[:, :, None]  # (B, Hkv, G, T, dh)
+        return z.reshape(B, Hq, T, dh)

@@ -1,0 +1,139 @@
+"""The decoder's hyper-parameters, read from a Hugging Face config.json."""
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ModelError
+
+SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3")
+SUPPORTED_ROPE_TYPES = ("default", "linear", "llama3")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    model_type: str  # "llama" | "mistral" | "qwen2" | "qwen3": decides biases and QK-norm below
+    vocab_size: int
+    hidden_size: int  # D, the width of the residual stream
+    intermediate_size: int  # F, SwiGLU's hidden width (about 8/3 * D, rounded)
+    num_hidden_layers: int
+    num_attention_heads: int  # Hq
+    num_key_value_heads: int  # Hkv: equal to Hq is MHA, 1 is MQA, in between is GQA
+    head_dim: int  # read from the file: Qwen3-0.6B has 128 while D / Hq is 64
+    max_position_embeddings: int  # the context length the model was trained for
+    rms_norm_eps: float
+    rope_theta: float  # the base of RoPE's inverse frequencies
+    # {"rope_type": "llama3" | "linear", "factor": ..., ...} or None: how long-context models stretch RoPE
+    rope_scaling: dict | None = None
+    tie_word_embeddings: bool = False  # lm_head reuses embed_tokens (small models save V * D parameters)
+    attention_bias: bool = False  # bias on q/k/v: Qwen2 always, Llama/Qwen3 optionally, Mistral never
+    attention_output_bias: bool = False  # bias on o_proj: Llama/Qwen3 attention_bias (Qwen2 has none)
+    mlp_bias: bool = False
+    qk_norm: bool = False  # Qwen3: per-head RMSNorm of q and k before RoPE
+    sliding_window: int | None = None  # Mistral v0.1: each query sees only the last `sliding_window` keys
+    bos_token_id: int | None = None
+    eos_token_ids: tuple[int, ...] = ()  # generation stops at any of these
+    dtype: str = "float32"  # the checkpoint's dtype, used on a GPU when no dtype is asked for
+    raw: dict = field(default_factory=dict, compare=False, repr=False)  # the file as read, for display
+
+    @property
+    def group_size(self) -> int:
+        """G: how many query heads share one key/value head."""
+        return self.num_attention_heads // self.num_key_value_heads
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        model_type = d.get("model_type")
+        if model_type not in SUPPORTED_MODEL_TYPES:
+            raise ModelError(
+                f"Unsupported model_type {model_type!r}. Supported: {', '.join(SUPPORTED_MODEL_TYPES)} "
+                "(Llama 2/3, TinyLlama, SmolLM, Mistral, Qwen2/2.5, Qwen3)."
+            )
+        missing = [k for k in _REQUIRED if k not in d]
+        if missing:
+            raise ModelError(f"config.json lacks {', '.join(missing)}; it is not a complete {model_type} config.")
+        if d.get("hidden_act", "silu") != "silu":
+            raise ModelError(f"hidden_act {d['hidden_act']!r} is not supported: this decoder implements SwiGLU (silu).")
+
+        theta, scaling = _rope_settings(d)
+        heads = d["num_attention_heads"]
+        kv_heads = d.get("num_key_value_heads") or heads
+        if heads % kv_heads:
+            raise ModelError(f"num_attention_heads ({heads}) must be a multiple of num_key_value_heads ({kv_heads}).")
+        eos = d.get("eos_token_id")
+        return cls(
+            model_type=model_type,
+            vocab_size=d["vocab_size"],
+            hidden_size=d["hidden_size"],
+            intermediate_size=d["intermediate_size"],
+            num_hidden_layers=d["num_hidden_layers"],
+            num_attention_heads=heads,
+            num_key_value_heads=kv_heads,
+            head_dim=d.get("head_dim") or d["hidden_size"] // heads,
+            max_position_embeddings=d["max_position_embeddings"],
+            rms_norm_eps=d["rms_norm_eps"],
+            rope_theta=theta,
+            rope_scaling=scaling,
+            tie_word_embeddings=d.get("tie_word_embeddings", False),
+            attention_bias=model_type == "qwen2" or (model_type != "mistral" and d.get("attention_bias", False)),
+            attention_output_bias=model_type in ("llama", "qwen3") and d.get("attention_bias", False),
+            mlp_bias=model_type == "llama" and d.get("mlp_bias", False),
+            qk_norm=model_type == "qwen3",
+            sliding_window=_sliding_window(model_type, d),
+            bos_token_id=d.get("bos_token_id"),
+            eos_token_ids=tuple(eos) if isinstance(eos, list) else (() if eos is None else (eos,)),
+            dtype=str(d.get("dtype") or d.get("torch_dtype") or "float32"),
+            raw=d,
+        )
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "ModelConfig":
+        path = Path(path)
+        if not path.is_file():
+            raise ModelError(f"No config.json in {path.parent}: a Hugging Face model folder needs one.")
+        try:
+            return cls.from_dict(json.loads(path.read_text()))
+        except json.JSONDecodeError as e:
+            raise ModelError(f"{path} is not valid JSON ({e}).") from None
+
+
+_REQUIRED = (
+    "vocab_size",
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "max_position_embeddings",
+    "rms_norm_eps",
+)
+
+
+def _rope_settings(d: dict) -> tuple[float, dict | None]:
+    """RoPE's theta and scaling from either config layout.
+
+    Older files have a top-level `rope_theta` and `rope_scaling: {"type" | "rope_type": ...}`; transformers 5 writes
+    `rope_parameters: {"rope_theta": ..., "rope_type": ...}`. Both end up as (theta, scaling-or-None).
+    """
+    params = dict(d.get("rope_parameters") or d.get("rope_scaling") or {})
+    theta = float(params.pop("rope_theta", d.get("rope_theta", 10000.0)))
+    rope_type = params.pop("rope_type", None) or params.pop("type", None) or "default"
+    params.pop("type", None)
+    if rope_type not in SUPPORTED_ROPE_TYPES:
+        raise ModelError(f"RoPE scaling {rope_type!r} is not supported (supported: {', '.join(SUPPORTED_ROPE_TYPES)}).")
+    if params.get("partial_rotary_factor", 1.0) != 1.0:
+        raise ModelError("partial_rotary_factor < 1 is not supported: this decoder rotates the whole head.")
+    if rope_type == "default":
+        return theta, None
+    return theta, {"rope_type": rope_type, **params}
+
+
+def _sliding_window(model_type: str, d: dict) -> int | None:
+    """Mistral applies `sliding_window` to every layer; Qwen applies it only with `use_sliding_window`, per layer."""
+    if model_type == "mistral":
+        return d.get("sliding_window")
+    if d.get("use_sliding_window"):
+        raise ModelError(
+            "use_sliding_window with Qwen's per-layer windows is not supported; released Qwen2/2.5/3 checkpoints "
+            "leave it off."
+        )
+    return None

@@ -1,0 +1,24 @@
+"""Keys and values of the tokens seen so far, so that generation feeds only each new token through the model."""
+
+import torch
+
+from .config import ModelConfig
+
+
+class KVCache:
+    """One preallocated (B, Hkv, max_len, dh) buffer for keys and one for values per layer.
+
+    It belongs to a single generate call, never to the model, so concurrent generations do not share it.
+    """
+
+    def __init__(self, config: ModelConfig, batch: int, max_len: int, device, dtype):
+        shape = (batch, config.num_key_value_heads, max_len, config.head_dim)
+        self.keys = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.num_hidden_layers)]
+        self.values = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.num_hidden_layers)]
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor, start: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store k, v (B, Hkv, T, dh) at positions start .. start+T-1; return all keys and values up to there."""
+        end = start + k.shape[2]
+        self.keys[layer][:, :, start:end] = k
+        self.values[layer][:, :, start:end] = v
+        return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]

@@ -1,0 +1,113 @@
+"""Build a Decoder from a Hugging Face model folder: strict, safetensors-only, one copy of the weights in memory."""
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+
+from .config import ModelConfig
+from .decoder import Decoder
+from .errors import ModelError
+from .sources import resolve_source
+
+
+def load_model(source: str | Path, *, device=None, dtype=None, revision=None, token=None, progress=None) -> Decoder:
+    """Load a bundled model name, a local folder or a Hub repo id (see model/sources.py) as an eval-mode Decoder.
+
+    device=None picks cuda, then mps, then cpu. dtype=None keeps the checkpoint's dtype on a GPU and uses float32
+    on a CPU, where bfloat16 matmuls are slow and less exact.
+    """
+    folder = resolve_source(source, revision=revision, token=token, progress=progress)
+    config = ModelConfig.from_file(folder / "config.json")
+    device = pick_device(device)
+    dtype = pick_dtype(dtype, config, device)
+
+    # Parameters on the meta device take no memory; the loaded tensors are then assigned in their place.
+    with torch.device("meta"):
+        model = Decoder(config)
+    weights = read_weights(folder, device, dtype)
+    check_weights(model, weights)
+    if config.tie_word_embeddings:
+        weights["lm_head.weight"] = weights["embed_tokens.weight"]
+    model.load_state_dict(weights, strict=True, assign=True)
+    model.tie_weights()  # assignment replaced embed_tokens.weight, so lm_head must point to it again
+    model.reset_rope(device)
+    return model.eval().requires_grad_(False)
+
+
+def pick_device(device) -> torch.device:
+    if device is None:
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    return torch.device(device)
+
+
+def pick_dtype(dtype, config: ModelConfig, device: torch.device) -> torch.dtype:
+    if dtype is None:
+        if device.type == "cpu":
+            return torch.float32
+        dtype = config.dtype
+    if isinstance(dtype, str):
+        dtype = getattr(torch, dtype.removeprefix("torch."), None)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ModelError(f"dtype must be a floating-point torch dtype such as float32 or bfloat16, not {dtype!r}.")
+    return dtype
+
+
+def weight_files(folder: Path) -> list[Path]:
+    """The safetensors files of a checkpoint: the shards its index names, or its *.safetensors files."""
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        missing = [s for s in shards if not (folder / s).is_file()]
+        if missing:
+            raise ModelError(f"The shard index names {', '.join(missing)}, which is not in {folder}.")
+        return [folder / s for s in shards]
+    files = sorted(folder.glob("*.safetensors"))
+    if files:
+        return files
+    pickles = sorted(p.name for p in folder.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt"))
+    if pickles:
+        raise ModelError(
+            f"{folder} has only pickled weights ({', '.join(pickles)}). They are refused because unpickling can run "
+            "arbitrary code. Convert them once, in a trusted environment: load the model with transformers and call "
+            "model.save_pretrained(folder, safe_serialization=True), which writes model.safetensors."
+        )
+    raise ModelError(f"No weights in {folder}: expected model.safetensors (or shards with an index).")
+
+
+def read_weights(folder: Path, device: torch.device, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """All tensors, renamed to the Decoder's parameter names, on `device` in `dtype`, converted one at a time."""
+    weights = {}
+    for path in weight_files(folder):
+        try:
+            with safe_open(path, framework="pt", device=str(device)) as f:
+                for key in f.keys():
+                    weights[key.removeprefix("model.")] = f.get_tensor(key).to(dtype)
+        except (SafetensorError, OSError) as e:
+            raise ModelError(f"{path.name} is not a readable safetensors file ({e}); it may be truncated or "
+                             "corrupt: download it again.") from None
+    return weights
+
+
+def check_weights(model: Decoder, weights: dict[str, torch.Tensor]) -> None:
+    """Every parameter present with its shape, and nothing unexpected; the error names the tensor."""
+    expected = {name: p.shape for name, p in model.named_parameters(remove_duplicate=False)}
+    if model.config.tie_word_embeddings:
+        expected.pop("lm_head.weight")
+        weights.pop("lm_head.weight", None)  # some tied checkpoints store a copy; the tie decides
+    missing = sorted(expected.keys() - weights.keys())
+    unexpected = sorted(weights.keys() - expected.keys())
+    if missing:
+        raise ModelError(f"The checkpoint lacks {len(missing)} tensor(s) this config needs, e.g. {missing[0]!r}.")
+    if unexpected:
+        raise ModelError(f"The checkpoint has {len(unexpected)} tensor(s) this config does not use, e.g. "
+                         f"{unexpected[0]!r}: config.json and the weights do not belong together.")
+    for name, shape in expected.items():
+        if weights[name].shape != shape:
+            raise ModelError(f"Tensor {name!r} has shape {tuple(weights[name].shape)} but the config implies "
+                             f"{tuple(shape)}.")

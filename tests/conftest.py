@@ -1,0 +1,78 @@
+"""Tiny random checkpoints that transformers builds and saves, so tests compare against it without downloads."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+# Small enough to build in milliseconds, large enough to exercise GQA (4 query heads over 2 KV heads).
+BASE = dict(
+    vocab_size=128,
+    hidden_size=64,
+    intermediate_size=96,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=128,
+    rms_norm_eps=1e-6,
+    bos_token_id=1,
+    eos_token_id=2,
+)
+LLAMA3_SCALING = {
+    "rope_type": "llama3",
+    "factor": 8.0,
+    "low_freq_factor": 1.0,
+    "high_freq_factor": 4.0,
+    "original_max_position_embeddings": 32,
+}
+
+# name -> (transformers config class name, overrides): every family and feature the decoder claims.
+VARIANTS = {
+    "llama-gqa-llama3": ("LlamaConfig", dict(rope_scaling=LLAMA3_SCALING, rope_theta=500000.0)),
+    "llama-linear-mha-tied": (
+        "LlamaConfig",
+        dict(rope_scaling={"type": "linear", "factor": 2.0}, num_key_value_heads=4, tie_word_embeddings=True),
+    ),
+    "llama-mqa-bias": ("LlamaConfig", dict(num_key_value_heads=1, attention_bias=True, mlp_bias=True)),
+    "mistral-window": ("MistralConfig", dict(sliding_window=8, head_dim=16)),
+    "qwen2-bias": ("Qwen2Config", dict(tie_word_embeddings=True)),
+    "qwen3-qknorm": ("Qwen3Config", dict(head_dim=32)),  # head_dim != hidden / heads (16), as in Qwen3-0.6B
+}
+
+
+def build_hf_model(variant: str, **extra):
+    import transformers
+
+    class_name, overrides = VARIANTS[variant]
+    config = getattr(transformers, class_name)(**{**BASE, **overrides, **extra})
+    config._attn_implementation = "eager"
+    torch.manual_seed(0)
+    model = transformers.AutoModelForCausalLM.from_config(config, attn_implementation="eager").eval()
+    with torch.no_grad():  # random norms and biases, so that a missed gain or bias cannot pass unnoticed
+        for name, p in model.named_parameters():
+            if "norm" in name or name.endswith("bias"):
+                p.copy_(1.0 + 0.5 * torch.randn_like(p) if "norm" in name else 0.1 * torch.randn_like(p))
+    return model
+
+
+def save_hf_model(model, folder: Path, **save_kwargs) -> Path:
+    model.save_pretrained(folder, safe_serialization=True, **save_kwargs)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """variant -> (folder, transformers model), built once per test session."""
+    cache = {}
+
+    def get(variant: str):
+        if variant not in cache:
+            model = build_hf_model(variant)
+            cache[variant] = (save_hf_model(model, tmp_path_factory.mktemp(variant)), model)
+        return cache[variant]
+
+    return get
+
+
+def random_ids(vocab: int, batch: int = 2, tokens: int = 24, seed: int = 0) -> torch.Tensor:
+    return torch.randint(3, vocab, (batch, tokens), generator=torch.Generator().manual_seed(seed))
