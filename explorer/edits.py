@@ -1,0 +1,92 @@
+"""Interventions for one traced forward: ablate heads, switch QK-norm, change RoPE, zero neurons, replace anything.
+
+An Edits value describes the change; `edit_functions` turns it into {capture name: tensor -> tensor}, applied by the
+trace's capture object inside that one call. The shared model is never modified.
+"""
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+
+from model import ModelConfig
+from model.rope import inv_freq_scaled
+
+
+@dataclass(frozen=True)
+class Edits:
+    # layer -> query heads whose output z is replaced: by zeros, or by its mean over the batch and positions
+    ablate_heads: Mapping[int, tuple[int, ...]] = field(default_factory=dict)
+    ablation: Literal["zero", "mean"] = "zero"
+    qk_norm_off: frozenset[int] = frozenset()  # layers that skip Qwen3's q_norm/k_norm
+    # layers given a parameter-free per-head RMS normalisation of q and k before RoPE (QK-norm for a Llama)
+    qk_norm_add: frozenset[int] = frozenset()
+    remove_rope: bool = False  # every rotation angle zero: attention sees no positions
+    rope_theta: float | None = None  # re-run with another RoPE base (keeping the model's scaling)
+    zero_neurons: Mapping[int, tuple[int, ...]] = field(default_factory=dict)  # layer -> SwiGLU hidden units
+    replace: Mapping[str, Callable[[torch.Tensor], torch.Tensor]] = field(default_factory=dict)  # the general form
+
+    def __bool__(self) -> bool:
+        return self != Edits()
+
+    def inv_freq(self, config: ModelConfig, inv_freq: torch.Tensor) -> torch.Tensor:
+        """The inverse frequencies this edited forward rotates with."""
+        if self.remove_rope:
+            return torch.zeros_like(inv_freq)
+        if self.rope_theta is not None:
+            return inv_freq_scaled(config.head_dim, self.rope_theta, config.rope_scaling).to(inv_freq.device)
+        return inv_freq
+
+    def functions(self, config: ModelConfig) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
+        """{capture name: function} for every edit that acts on a captured quantity."""
+        fns: dict[str, list[Callable]] = {}
+        for layer, heads in self.ablate_heads.items():
+            fns.setdefault(f"layers.{layer}.self_attn.z", []).append(_ablate(heads, self.ablation))
+        for layer in self.qk_norm_add:
+            for q in ("q", "k"):
+                fns.setdefault(f"layers.{layer}.self_attn.{q}", []).append(_rms_normalise(config.rms_norm_eps))
+        for layer, neurons in self.zero_neurons.items():
+            fns.setdefault(f"layers.{layer}.mlp.hidden", []).append(_zero_last_axis(neurons))
+        for name, fn in self.replace.items():
+            fns.setdefault(name, []).append(fn)
+        return {name: _chain(chain) for name, chain in fns.items()}
+
+
+def _ablate(heads: tuple[int, ...], how: str) -> Callable:
+    def ablate(z: torch.Tensor) -> torch.Tensor:  # (B, Hq, T, dh)
+        z = z.clone()
+        for h in heads:
+            z[:, h] = 0.0 if how == "zero" else z[:, h].mean(dim=(0, 1), keepdim=True)
+        return z
+
+    return ablate
+
+
+def _rms_normalise(eps: float) -> Callable:
+    def normalise(x: torch.Tensor) -> torch.Tensor:  # (B, H, T, dh): each head's vector to unit RMS, no gain
+        x32 = x.float()
+        return (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps)).to(x.dtype)
+
+    return normalise
+
+
+def _zero_last_axis(indices: tuple[int, ...]) -> Callable:
+    def zero(x: torch.Tensor) -> torch.Tensor:
+        x = x.clone()
+        x[..., list(indices)] = 0.0
+        return x
+
+    return zero
+
+
+def _chain(fns: list[Callable]) -> Callable:
+    if len(fns) == 1:
+        return fns[0]
+
+    def chained(x):
+        for fn in fns:
+            x = fn(x)
+        return x
+
+    return chained

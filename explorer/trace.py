@@ -1,0 +1,151 @@
+"""Run one forward pass and keep the internal quantities asked for, by name, as CPU tensors.
+
+    t = trace(decoder, ids, capture="layers.*.self_attn.pattern")
+    t["layers.0.self_attn.pattern"]        # (B, Hq, T, T) float32 on the CPU
+
+Everything a trace records or edits lives in an object made for that one call and handed to the forward
+(model/capture.py); the shared decoder is never modified, so any number of threads may trace it at once.
+"""
+
+import fnmatch
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+
+import torch
+
+from model import Capture, Decoder, ModelConfig, Tokenizer
+
+from .edits import Edits
+from .vocabulary import capture_names, shape_of
+
+CaptureSpec = str | Iterable[str] | Callable[[str], bool] | None
+
+
+@dataclass
+class Trace:
+    """The captured tensors of one forward, with the input, its readable tokens and the model's config."""
+
+    tensors: dict[str, torch.Tensor]
+    input_ids: torch.Tensor  # (B, T) on the CPU
+    tokens: list[str]  # readable strings of row 0, for axis labels
+    config: ModelConfig
+    edits: Edits = field(default_factory=Edits)
+    prompt_length: int | None = None  # where generated tokens begin, for a trace of a generation
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        try:
+            return self.tensors[name]
+        except KeyError:
+            raise KeyError(f"{name!r} was not captured; captured: {', '.join(self.names()[:6])}, ...") from None
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.tensors
+
+    def names(self) -> list[str]:
+        return list(self.tensors)
+
+    def pattern_by_group(self, layer: int) -> torch.Tensor:
+        """The layer's attention pattern as (B, Hkv, G, T, T): query heads grouped by the KV head they share."""
+        p = self[f"layers.{layer}.self_attn.pattern"]
+        B, _, T, S = p.shape
+        return p.view(B, self.config.num_key_value_heads, self.config.group_size, T, S)
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.tensors.values())
+
+
+class _Recorder(Capture):
+    """The capture object of one trace call: keeps the wanted names, applies the edits."""
+
+    def __init__(self, wanted: Callable[[str], bool], edits: Edits, config: ModelConfig, storage: torch.dtype):
+        self.wanted = cache(wanted)  # asked about the same names once per layer and call
+        self.edits, self.config, self.storage = edits, config, storage
+        self.functions = edits.functions(config)
+        self.tensors: dict[str, torch.Tensor] = {}
+
+    def __call__(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        fn = self.functions.get(name)
+        if fn is not None:
+            x = fn(x)
+        if self.wanted(name):
+            # Float32 on the CPU is stored without a copy; nothing later writes into these tensors.
+            self.tensors[name] = x.detach().to("cpu", self.storage)
+        return x
+
+    def wants(self, name: str) -> bool:
+        return self.wanted(name) or name in self.functions
+
+    def skip_qk_norm(self, layer: int) -> bool:
+        return layer in self.edits.qk_norm_off
+
+    def rope_inv_freq(self, inv_freq: torch.Tensor) -> torch.Tensor:
+        return self.edits.inv_freq(self.config, inv_freq)
+
+
+def trace(
+    decoder: Decoder,
+    input_ids: torch.Tensor,
+    *,
+    capture: CaptureSpec = None,
+    edits: Edits | Mapping[str, Callable] | None = None,
+    tokenizer: Tokenizer | None = None,
+    storage_dtype: torch.dtype = torch.float32,
+) -> Trace:
+    """One forward of `decoder` on `input_ids` (B, T), keeping the names `capture` selects.
+
+    capture: None for every name; a glob ("layers.*.self_attn.pattern"), a list of globs, or a predicate.
+    edits: an Edits value, or {name: fn(tensor) -> tensor} replacing that quantity for everything downstream.
+    storage_dtype: float16 or bfloat16 halves the memory of a large capture.
+    """
+    edits = edits if isinstance(edits, Edits) else Edits(replace=dict(edits or {}))
+    input_ids = torch.as_tensor(input_ids, dtype=torch.long)
+    if input_ids.dim() == 1:
+        input_ids = input_ids[None]
+    recorder = _Recorder(selector(capture), edits, decoder.config, storage_dtype)
+    with torch.inference_mode():
+        decoder(input_ids.to(decoder.device), capture=recorder)
+    ids = input_ids.cpu()
+    tokens = tokenizer.tokens(ids[0].tolist()) if tokenizer else [str(i) for i in ids[0].tolist()]
+    return Trace(recorder.tensors, ids, tokens, decoder.config, edits)
+
+
+def trace_generation(
+    decoder: Decoder,
+    input_ids: torch.Tensor,
+    max_new_tokens: int,
+    *,
+    capture: CaptureSpec = None,
+    edits: Edits | Mapping[str, Callable] | None = None,
+    tokenizer: Tokenizer | None = None,
+    **sampling,
+) -> Trace:
+    """Generate a continuation (KV cache, unedited model), then trace prompt + continuation in one forward."""
+    input_ids = torch.as_tensor(input_ids, dtype=torch.long).reshape(1, -1)
+    full = decoder.generate(input_ids.to(decoder.device), max_new_tokens, **sampling).cpu()
+    t = trace(decoder, full, capture=capture, edits=edits, tokenizer=tokenizer)
+    t.prompt_length = input_ids.shape[1]
+    return t
+
+
+def selector(capture: CaptureSpec) -> Callable[[str], bool]:
+    """A predicate on names from a capture spec."""
+    if capture is None:
+        return lambda name: True
+    if callable(capture):
+        return capture
+    patterns = [capture] if isinstance(capture, str) else list(capture)
+    return lambda name: any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def estimate_bytes(
+    config: ModelConfig, tokens: int, capture: CaptureSpec = None, *, batch: int = 1, storage_dtype=torch.float32
+) -> int:
+    """The memory a trace of (batch, tokens) ids with this capture spec will hold, before running it."""
+    wanted = selector(capture)
+    item = torch.empty((), dtype=storage_dtype).element_size()
+    total = 0
+    for name in capture_names(config):
+        if wanted(name):
+            total += item * torch.Size(shape_of(name, config, batch, tokens)).numel()
+    return total
