@@ -1,0 +1,135 @@
+"""What every page needs from the shared sidebar: the loaded model, the tokenized prompt, and cached traces.
+
+The only module of explorer/ that talks to Streamlit. Models and traces are cached with st.cache_resource: one
+copy per distinct request, shared read-only by every browser session; each session's prompt and edits live in its
+own st.session_state, so sessions never see each other's inputs.
+"""
+
+import hashlib
+import os
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+import streamlit as st
+import torch
+
+from model import Decoder, ModelError, Tokenizer, load_model, load_tokenizer
+
+from .edits import Edits
+from .trace import CaptureSpec, Trace, estimate_bytes, trace
+
+# A trace that would hold more than this is refused with a message (override with MBE_TRACE_BUDGET_MB).
+TRACE_BUDGET_BYTES = int(os.environ.get("MBE_TRACE_BUDGET_MB", "2048")) * 2**20
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    source: str  # bundled name, local folder or Hub repo id
+    device: str
+    dtype: str  # "auto" or a torch dtype name
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _load(choice: ModelChoice, token_fingerprint: str, _token: str | None, _progress) -> tuple[Decoder, Tokenizer]:
+    # The fingerprint keeps a gated model loaded with one person's token from being served to a session without it;
+    # the token itself is an unhashed argument, so Streamlit neither stores nor displays it.
+    dtype = None if choice.dtype == "auto" else choice.dtype
+    model = load_model(choice.source, device=choice.device, dtype=dtype, token=_token, progress=_progress)
+    return model, load_tokenizer(choice.source, token=_token)
+
+
+def load(choice: ModelChoice, token: str | None = None) -> tuple[Decoder, Tokenizer]:
+    """The model and tokenizer, with a progress bar while a Hub download runs. Raises ModelError."""
+    fingerprint = hashlib.sha256(token.encode()).hexdigest() if token else ""
+    bar = st.empty()
+
+    def progress(done: int, total: int) -> None:
+        if total:
+            bar.progress(min(done / total, 1.0), text=f"Downloading {choice.source}: {done / 2**20:.0f} of "
+                                                      f"{total / 2**20:.0f} MiB")
+
+    try:
+        with st.spinner(f"Loading {choice.source}…"):
+            return _load(choice, fingerprint, token or None, progress)
+    finally:
+        bar.empty()
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def _cached_trace(choice: ModelChoice, ids: tuple[int, ...], capture: tuple[str, ...], edits_key: str,
+                  _model: Decoder, _tokenizer: Tokenizer, _edits: Edits) -> Trace:
+    return trace(_model, torch.tensor([ids]), capture=list(capture), edits=_edits, tokenizer=_tokenizer)
+
+
+@dataclass
+class Session:
+    """The current page's view of the app: model, tokenizer and the token ids of the prompt."""
+
+    model: Decoder
+    tokenizer: Tokenizer
+    choice: ModelChoice
+    prompt: str
+    ids: list[int]
+    prompt_length: int  # len(ids) unless a generated continuation follows the prompt
+
+    @property
+    def tokens(self) -> list[str]:
+        return self.tokenizer.tokens(self.ids)
+
+    def trace(self, capture: list[str], edits: Edits | None = None) -> Trace:
+        """A cached trace of the current ids keeping the names matched by `capture` (a list of globs).
+
+        Stops the page with an explanation when the capture would not fit in the memory budget.
+        """
+        edits = edits or Edits()
+        need = estimate_bytes(self.model.config, len(self.ids), capture)
+        if need > TRACE_BUDGET_BYTES:
+            st.error(f"This view would capture {need / 2**20:,.0f} MiB for {len(self.ids)} tokens, more than the "
+                     f"{TRACE_BUDGET_BYTES / 2**20:,.0f} MiB this server allows per trace. Shorten the prompt, or "
+                     "raise MBE_TRACE_BUDGET_MB when starting the app.")
+            st.stop()
+        with st.spinner("Running the model…"):
+            return _cached_trace(self.choice, tuple(self.ids), tuple(capture), repr(edits), self.model,
+                                 self.tokenizer, edits)
+
+
+ROUTER_RAN = "_router_ran"  # set by app.py on every run
+DEEP_LINK = "_deep_link"
+
+
+def _ensure_router() -> None:
+    """Hand a page opened without app.py back to the router.
+
+    Because the project keeps its page scripts in pages/, Streamlit runs a page URL directly (without app.py and
+    its sidebar) when it is the very first request a fresh server gets. Remember the address and let app.py open
+    the same page properly.
+    """
+    if ROUTER_RAN not in st.session_state:
+        st.session_state[DEEP_LINK] = urlparse(st.context.url or "").path.rstrip("/").rsplit("/", 1)[-1]
+        st.switch_page("app.py")
+
+
+def current() -> Session:
+    """The session for this rerun, from the sidebar's widgets; shows an error and stops the page on bad input."""
+    _ensure_router()
+    state = st.session_state
+    choice = ModelChoice(state.get("model_source", "stories260K"), state.get("device", "cpu"),
+                         state.get("dtype", "auto"))
+    try:
+        model, tokenizer = load(choice, state.get("hf_token"))
+    except ModelError as e:
+        st.error(f"Could not load **{choice.source}**: {e}")
+        st.stop()
+    prompt = state.get("prompt", "")
+    try:
+        ids = tokenizer.encode(prompt)
+        if not prompt.strip() or not ids:
+            raise ModelError("The prompt is empty: type some text in the sidebar.")
+        model._check_input(torch.tensor([ids]), 0)
+    except ModelError as e:
+        st.error(str(e))
+        st.stop()
+    generated = state.get("generated")
+    if generated and generated["prompt"] == prompt and generated["choice"] == choice:
+        return Session(model, tokenizer, choice, prompt, generated["ids"], len(ids))
+    return Session(model, tokenizer, choice, prompt, ids, len(ids))

@@ -1,0 +1,122 @@
+"""The real browser: Debian's chromium driven by Playwright opens every page of `streamlit run app.py`.
+
+Skipped where chromium or playwright is missing (.ci/run installs both). Screenshots land in artifacts/screenshots/.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+ROOT = Path(__file__).resolve().parents[1]
+SHOTS = ROOT / "artifacts" / "screenshots"
+PAGES = ["model", "attention", "rope", "norms", "swiglu", "logit_lens", "generate"]
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless",
+         "true", "--server.address", "127.0.0.1"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("streamlit did not start within 90 s")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    chromium = shutil.which("chromium")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not chromium:
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def wait_for_app(page, timeout_ms: int = 90_000) -> None:
+    """Until the script has finished running: Streamlit shows a status widget while it runs."""
+    page.wait_for_selector('[data-testid="stMain"] h1', timeout=timeout_ms)  # every page has a title
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms
+    )
+    page.wait_for_timeout(1500)  # let Plotly finish drawing before the screenshot
+
+
+@pytest.mark.parametrize("page_name", PAGES)
+def test_every_page_renders_charts_without_exception(server, browser, page_name):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        page.goto(f"{server}/{page_name}")
+        wait_for_app(page)
+        page.screenshot(path=str(SHOTS / f"{page_name}.png"), full_page=True)
+        assert page.locator('[data-testid="stException"]').count() == 0
+        assert page.locator('[data-testid="stAlertContentError"]').count() == 0
+        assert page.locator(".js-plotly-plot").count() >= 1
+    finally:
+        page.close()
+
+
+def set_prompt(page, text: str) -> None:
+    box = page.locator('[data-testid="stSidebar"] textarea').first
+    box.fill(text)
+    box.press("Control+Enter")  # Streamlit applies a text area on Ctrl+Enter or blur
+    page.wait_for_timeout(500)
+    wait_for_app(page)
+
+
+def test_two_sessions_see_their_own_prompt(server, browser):
+    """Two browser sessions at once, each with its own prompt: each page shows only its own tokens."""
+    prompts = {"alpha": "The cat sat on the mat.", "beta": "Lily went to the park with her mom and dad."}
+    sessions = {}
+    for name in prompts:
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        sessions[name] = context.new_page()
+        sessions[name].goto(f"{server}/model")
+        wait_for_app(sessions[name])
+    for name, text in prompts.items():
+        set_prompt(sessions[name], text)
+    for name, page in sessions.items():  # checked after both prompts are set, so a leak would show
+        page.screenshot(path=str(SHOTS / f"session-{name}.png"), full_page=True)
+        main = page.locator('[data-testid="stMain"]').inner_text()
+        assert page.locator('[data-testid="stSidebar"] textarea').first.input_value() == prompts[name]
+        assert ("␣mat" in main) == (name == "alpha") and ("␣park" in main) == (name == "beta")
+        page.context.close()
