@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from streamlit.runtime.pages_manager import PagesManager
 
 # Small enough to build in milliseconds, large enough to exercise GQA (4 query heads over 2 KV heads).
 BASE = dict(
@@ -76,3 +77,21 @@ def tiny_checkpoint(tmp_path_factory):
 
 def random_ids(vocab: int, batch: int = 2, tokens: int = 24, seed: int = 0) -> torch.Tensor:
     return torch.randint(3, vocab, (batch, tokens), generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.fixture(autouse=True)
+def navigation_every_run(monkeypatch):
+    """Keep app.py's st.navigation in charge under AppTest.
+
+    AppTest builds a fresh PagesManager on every run and, seeing the pages/ folder, would run the selected page
+    file alone (Streamlit's old folder-based multipage mode), skipping app.py and its sidebar. A real server
+    leaves that mode for good once app.py has called st.navigation (see explorer/app_state.py for its first
+    request).
+    """
+    init = PagesManager.__init__
+
+    def without_pages_folder(self, *args, **kwargs):
+        PagesManager.uses_pages_directory = False
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(PagesManager, "__init__", without_pages_folder)

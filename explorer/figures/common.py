@@ -1,5 +1,6 @@
 """Pieces every figure shares: matrix-oriented heatmaps with token labels, and one look for all charts."""
 
+import html
 import numpy as np
 import plotly.graph_objects as go
 
@@ -35,8 +36,13 @@ def token_axis(tokens: list[str], *, max_labels: int = 64) -> dict:
     )
 
 
+def label(token: str) -> str:
+    """A token as Plotly text: Plotly reads a subset of HTML, so '<s>' would strike the rest through."""
+    return html.escape(token, quote=False)
+
+
 def _short(token: str, width: int = 14) -> str:
-    return token if len(token) <= width else token[: width - 1] + "…"
+    return label(token if len(token) <= width else token[: width - 1] + "…")
 
 
 def token_heatmap(
@@ -58,8 +64,8 @@ def token_heatmap(
     tokens and the value. NaN cells (e.g. masked future positions) are left blank."""
     matrix = np.asarray(matrix, dtype=float)
     rows, cols = matrix.shape
-    hover_rows = np.repeat(np.array([f"{i}: {t}" for i, t in enumerate(row_tokens)], dtype=object)[:, None], cols, 1)
-    hover_cols = np.repeat(np.array([f"{j}: {t}" for j, t in enumerate(col_tokens)], dtype=object)[None, :], rows, 0)
+    hover_rows = np.repeat(np.array([f"{i}: {label(t)}" for i, t in enumerate(row_tokens)], dtype=object)[:, None], cols, 1)
+    hover_cols = np.repeat(np.array([f"{j}: {label(t)}" for j, t in enumerate(col_tokens)], dtype=object)[None, :], rows, 0)
     fig = go.Figure(
         go.Heatmap(
             z=matrix,

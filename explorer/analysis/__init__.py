@@ -1,0 +1,1 @@
+"""Numbers for the pages, computed from a Trace or plain tensors: no Streamlit, no plotting."""

@@ -1,0 +1,82 @@
+"""Attention: where every head of every layer looks, grouped by the key/value head it shares."""
+
+import streamlit as st
+
+from explorer.analysis.attention import head_label, head_summaries, layer_heads, pattern_by_group
+from explorer.app_state import current
+from explorer.figures.attention import head_grid, head_matrix, head_summary_heatmap
+
+session = current()
+st.title("Attention")
+st.markdown(
+    "Each **attention head** decides, for every token (a *query*, one row), how much to read from each earlier "
+    "token (a *key*, one column); a row of weights sums to 1, and future tokens are hidden (the blank triangle). "
+    "In **grouped-query attention (GQA)** several query heads share one key/value head: they look at the same "
+    "keys through their own queries, which saves memory in the KV cache. Below, each row of small maps is one "
+    "such group. Look for **attention sinks** (heads that park most of their weight on the first token when "
+    "nothing else is worth reading) and **previous-token heads** (a bright line just below the diagonal)."
+)
+
+t = session.trace(["layers.*.self_attn.pattern", "layers.*.self_attn.scores"])
+config, tokens = t.config, session.tokens
+G, n_layers = config.group_size, config.num_hidden_layers
+st.caption(f"{config.num_attention_heads} query heads share {config.num_key_value_heads} key/value heads "
+           f"(G = {G} query heads per KV head) in each of {n_layers} layers; {len(tokens)} tokens.")
+
+
+def keep_in_range(key: str, count: int) -> None:
+    """A remembered layer/head index from a bigger model would be out of range for this one: start over at 0."""
+    if st.session_state.get(key, 0) >= count:
+        st.session_state[key] = 0
+
+
+@st.fragment
+def head_views() -> None:
+    keep_in_range("view.attention.layer", n_layers)
+    layer = st.slider("Layer", 0, n_layers - 1, key="view.attention.layer") if n_layers > 1 else 0
+    st.subheader(f"Every head of layer {layer}")
+    st.plotly_chart(head_grid(pattern_by_group(t, layer), tokens,
+                              title=f"Attention patterns of layer {layer}, one row per shared KV head"))
+    one_head(layer)
+
+
+@st.fragment
+def one_head(layer: int) -> None:
+    st.subheader("One head, up close")
+    keep_in_range("view.attention.head", config.num_attention_heads)
+    left, right = st.columns([1, 2])
+    head = left.selectbox("Head", range(config.num_attention_heads), key="view.attention.head",
+                          format_func=lambda h: head_label(h, G))
+    shown = right.radio("Show", ["pattern (after softmax)", "scores (before softmax)"], horizontal=True,
+                        key="view.attention.values",
+                        help="Scores are q·k/√head_dim: any real number, turned into the pattern's weights by a "
+                             "softmax over each row.")
+    pattern, scores = layer_heads(t, layer)
+    use_scores = shown.startswith("scores")
+    what = "scores before softmax" if use_scores else "attention pattern"
+    st.plotly_chart(head_matrix(scores[head] if use_scores else pattern[head], tokens, scores=use_scores,
+                                title=f"Layer {layer}, {head_label(head, G)}: {what}"))
+
+
+head_views()
+
+st.subheader("Every head at a glance")
+if len(tokens) < 2:
+    st.info("The summaries average over tokens that can choose where to look: type a prompt of two or more tokens.")
+else:
+    st.markdown(
+        "One cell per head, layers top to bottom. **Entropy** (nats) is low when a head looks at few tokens and "
+        "high when it spreads out evenly. **First token** is the average weight put on position 0: a value near 1 "
+        "marks a sink. **Previous token** is the average weight on the token just before each query. All three are "
+        "averaged over the query positions after the first, which has nothing to choose from."
+    )
+    summaries = head_summaries(t)
+    Hkv = config.num_key_value_heads
+    for column, figure in zip(st.columns(3), [
+        head_summary_heatmap(summaries["entropy"], Hkv, title="Mean attention entropy", value_name="nats", zmin=0),
+        head_summary_heatmap(summaries["first token"], Hkv, title="Mean attention to the first token",
+                             value_name="weight", zmin=0, zmax=1),
+        head_summary_heatmap(summaries["previous token"], Hkv, title="Mean attention to the previous token",
+                             value_name="weight", zmin=0, zmax=1),
+    ]):
+        column.plotly_chart(figure)
