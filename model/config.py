@@ -43,7 +43,14 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
+        if not isinstance(d, dict):
+            raise ModelError(f"config.json must hold a JSON object of settings, not a {type(d).__name__}.")
         model_type = d.get("model_type")
+        if model_type is None:
+            raise ModelError(
+                f"config.json has no model_type. Supported: {', '.join(SUPPORTED_MODEL_TYPES)}: is this the config "
+                "of a decoder-only language model?"
+            )
         if model_type not in SUPPORTED_MODEL_TYPES:
             raise ModelError(
                 f"Unsupported model_type {model_type!r}. Supported: {', '.join(SUPPORTED_MODEL_TYPES)} "
@@ -51,7 +58,11 @@ class ModelConfig:
             )
         missing = [k for k in _REQUIRED if k not in d]
         if missing:
-            raise ModelError(f"config.json lacks {', '.join(missing)}; it is not a complete {model_type} config.")
+            raise ModelError(
+                f"config.json lacks {', '.join(missing)}; it is not a complete {model_type} config: use the "
+                "config.json that was saved with the weights."
+            )
+        _check_sizes(d)
         if d.get("hidden_act", "silu") != "silu":
             raise ModelError(f"hidden_act {d['hidden_act']!r} is not supported: this decoder implements SwiGLU (silu).")
 
@@ -92,20 +103,32 @@ class ModelConfig:
         if not path.is_file():
             raise ModelError(f"No config.json in {path.parent}: a Hugging Face model folder needs one.")
         try:
-            return cls.from_dict(json.loads(path.read_text()))
-        except json.JSONDecodeError as e:
-            raise ModelError(f"{path} is not valid JSON ({e}).") from None
+            d = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:  # binary junk fails before the JSON parser sees it
+            raise ModelError(f"{path} is not valid JSON ({e}): download or write it again.") from None
+        return cls.from_dict(d)
 
 
-_REQUIRED = (
+_SIZES = (
     "vocab_size",
     "hidden_size",
     "intermediate_size",
     "num_hidden_layers",
     "num_attention_heads",
     "max_position_embeddings",
-    "rms_norm_eps",
 )
+_REQUIRED = (*_SIZES, "rms_norm_eps")
+
+
+def _check_sizes(d: dict) -> None:
+    """Sizes must be positive integers: a string or a zero here would otherwise fail deep inside torch."""
+    for key in (*_SIZES, "num_key_value_heads", "head_dim"):  # the last two may be absent or null
+        value = d.get(key)
+        if value is not None and (type(value) is not int or value <= 0):
+            raise ModelError(f"config.json: {key} must be a positive integer, not {value!r}.")
+    eps = d["rms_norm_eps"]
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or eps <= 0:
+        raise ModelError(f"config.json: rms_norm_eps must be a positive number, not {eps!r}.")
 
 
 def _rope_settings(d: dict) -> tuple[float, dict | None]:

@@ -78,7 +78,7 @@ class Decoder(nn.Module):
         `capture` sees, and may edit, every named quantity (see model/capture.py); `kv_cache` holds the keys and
         values of positions before `start` during generation.
         """
-        self._check_input(input_ids, start)
+        self.check_input(input_ids, start)
         capture = capture or NO_CAPTURE
         c = self.config
         T = input_ids.shape[1]
@@ -103,13 +103,15 @@ class Decoder(nn.Module):
 
         return generate(self, input_ids, max_new_tokens, **sampling)
 
-    def _check_input(self, input_ids: torch.Tensor, start: int) -> None:
+    def check_input(self, input_ids: torch.Tensor, start: int = 0) -> None:
+        """Raise ModelError unless input_ids is a non-empty (B, T) LongTensor of in-vocabulary ids that fits
+        the context after `start` earlier positions."""
         c = self.config
+        if input_ids.numel() == 0:
+            raise ModelError("The prompt is empty: give at least one token.")
         if input_ids.dim() != 2 or input_ids.dtype != torch.long:
             raise ModelError(f"input_ids must be a LongTensor of shape (batch, tokens); got {input_ids.dtype} "
                              f"{tuple(input_ids.shape)}.")
-        if input_ids.shape[1] == 0:
-            raise ModelError("The prompt is empty: give at least one token.")
         if start + input_ids.shape[1] > c.max_position_embeddings:
             raise ModelError(f"{start + input_ids.shape[1]} tokens exceed this model's context of "
                              f"{c.max_position_embeddings}: shorten the prompt.")

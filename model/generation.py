@@ -1,5 +1,7 @@
 """Autoregressive generation with a KV cache: the prompt goes through once, then one token per step."""
 
+from numbers import Integral
+
 import torch
 
 from .errors import ModelError
@@ -19,15 +21,16 @@ def generate(
 ) -> torch.Tensor:
     """Prompt + new tokens (B, T + n). Temperature 0 is greedy. Stops early once every row has produced EOS;
     rows that finish first are padded with EOS."""
-    if max_new_tokens < 0:
-        raise ModelError("max_new_tokens must be 0 or more.")
-    if temperature < 0:
-        raise ModelError("temperature must be 0 (greedy) or more.")
+    _check_settings(max_new_tokens, temperature, top_k, top_p)
+    if not isinstance(input_ids, torch.Tensor):
+        raise ModelError(f"input_ids must be a LongTensor of shape (batch, tokens), not a {type(input_ids).__name__}.")
+    if input_ids.numel() == 0:  # before the dtype check: torch.tensor([[]]) is float, yet the problem is emptiness
+        raise ModelError("The prompt is empty: give at least one token.")
+    model.check_input(input_ids, 0)  # shape, dtype, context and vocabulary, before anything is allocated
     config = model.config
     B, T = input_ids.shape
-    max_new_tokens = min(max_new_tokens, config.max_position_embeddings - T)
-    if max_new_tokens <= 0:
-        model._check_input(input_ids, 0)  # raises for an empty or too long prompt
+    max_new_tokens = min(int(max_new_tokens), config.max_position_embeddings - T)  # never run past the context
+    if max_new_tokens == 0:
         return input_ids
     generator = torch.Generator(device=model.device).manual_seed(seed) if seed is not None else None
     eos = torch.tensor(config.eos_token_ids, device=model.device, dtype=torch.long)
@@ -45,6 +48,17 @@ def generate(
             break
         logits = model(next_token[:, None], kv_cache=cache, start=tokens.shape[1] - 1)[:, -1]
     return tokens
+
+
+def _check_settings(max_new_tokens, temperature, top_k, top_p) -> None:
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, Integral) or max_new_tokens < 0:
+        raise ModelError(f"max_new_tokens must be a whole number, 0 or more, not {max_new_tokens!r}.")
+    if temperature < 0:
+        raise ModelError("temperature must be 0 (greedy) or more.")
+    if top_k is not None and top_k < 1:
+        raise ModelError(f"top_k must be 1 or more (or None to keep every token), not {top_k!r}.")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ModelError(f"top_p must be in (0, 1] (or None to keep every token), not {top_p!r}.")
 
 
 def _sample(logits: torch.Tensor, temperature: float, top_k, top_p, generator) -> torch.Tensor:

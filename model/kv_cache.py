@@ -3,6 +3,7 @@
 import torch
 
 from .config import ModelConfig
+from .errors import ModelError
 
 
 class KVCache:
@@ -19,6 +20,9 @@ class KVCache:
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor, start: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Store k, v (B, Hkv, T, dh) at positions start .. start+T-1; return all keys and values up to there."""
         end = start + k.shape[2]
+        if end > self.keys[layer].shape[2]:
+            raise ModelError(f"The KV cache holds {self.keys[layer].shape[2]} positions; writing up to {end} would "
+                             "overflow it: make the cache as long as the prompt plus the new tokens.")
         self.keys[layer][:, :, start:end] = k
         self.values[layer][:, :, start:end] = v
         return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]

@@ -43,7 +43,16 @@ def pick_device(device) -> torch.device:
         if torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    return torch.device(device)
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ModelError(f"Unknown device {device!r}: use cpu, cuda, cuda:N or mps (or None to pick one).") from None
+    # Checked here, before any weight is read, rather than failing halfway through the load.
+    if (device.type == "cuda" and not torch.cuda.is_available()) or (
+        device.type == "mps" and not torch.backends.mps.is_available()
+    ):
+        raise ModelError(f"Device {str(device)!r} is not available on this machine: use cpu (or None to pick one).")
+    return device
 
 
 def pick_dtype(dtype, config: ModelConfig, device: torch.device) -> torch.dtype:
@@ -51,10 +60,11 @@ def pick_dtype(dtype, config: ModelConfig, device: torch.device) -> torch.dtype:
         if device.type == "cpu":
             return torch.float32
         dtype = config.dtype
+    asked = dtype
     if isinstance(dtype, str):
         dtype = getattr(torch, dtype.removeprefix("torch."), None)
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise ModelError(f"dtype must be a floating-point torch dtype such as float32 or bfloat16, not {dtype!r}.")
+        raise ModelError(f"dtype must be a floating-point torch dtype such as float32 or bfloat16, not {asked!r}.")
     return dtype
 
 
@@ -62,7 +72,11 @@ def weight_files(folder: Path) -> list[Path]:
     """The safetensors files of a checkpoint: the shards its index names, or its *.safetensors files."""
     index = folder / "model.safetensors.index.json"
     if index.is_file():
-        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        try:
+            shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+        except (ValueError, KeyError, TypeError, AttributeError) as e:  # not JSON, no weight_map, or the wrong shape
+            raise ModelError(f"{index.name} is not a valid shard index ({type(e).__name__}: {e}): download it "
+                             "again.") from None
         missing = [s for s in shards if not (folder / s).is_file()]
         if missing:
             raise ModelError(f"The shard index names {', '.join(missing)}, which is not in {folder}.")
@@ -103,11 +117,12 @@ def check_weights(model: Decoder, weights: dict[str, torch.Tensor]) -> None:
     missing = sorted(expected.keys() - weights.keys())
     unexpected = sorted(weights.keys() - expected.keys())
     if missing:
-        raise ModelError(f"The checkpoint lacks {len(missing)} tensor(s) this config needs, e.g. {missing[0]!r}.")
+        raise ModelError(f"The checkpoint lacks {len(missing)} tensor(s) this config needs, e.g. {missing[0]!r}: "
+                         "the download is incomplete or config.json belongs to another model.")
     if unexpected:
         raise ModelError(f"The checkpoint has {len(unexpected)} tensor(s) this config does not use, e.g. "
                          f"{unexpected[0]!r}: config.json and the weights do not belong together.")
     for name, shape in expected.items():
         if weights[name].shape != shape:
             raise ModelError(f"Tensor {name!r} has shape {tuple(weights[name].shape)} but the config implies "
-                             f"{tuple(shape)}.")
+                             f"{tuple(shape)}: config.json and the weights do not belong together.")
