@@ -93,18 +93,19 @@ class Session:
                                  self.tokenizer, edits)
 
 
-ROUTER_RAN = "_router_ran"  # set by app.py on every run
+ROUTER_RAN = "_router_ran"  # set by app.py on every run, taken by current(): was this run routed by app.py?
 DEEP_LINK = "_deep_link"
 
 
 def _ensure_router() -> None:
     """Hand a page opened without app.py back to the router.
 
-    Because the project keeps its page scripts in pages/, Streamlit runs a page URL directly (without app.py and
-    its sidebar) when it is the very first request a fresh server gets. Remember the address and let app.py open
-    the same page properly.
+    Because the project keeps its page scripts in pages/, Streamlit runs a page directly (without app.py and its
+    sidebar) while a fresh server has not yet seen st.navigation: a page URL as its first request, or a click on
+    the folder-based page list it showed before. Remember the address and let app.py open that page properly.
+    Pages call current() once per run, which takes the flag app.py set for this run.
     """
-    if ROUTER_RAN not in st.session_state:
+    if not st.session_state.pop(ROUTER_RAN, False):
         st.session_state[DEEP_LINK] = urlparse(st.context.url or "").path.rstrip("/").rsplit("/", 1)[-1]
         st.switch_page("app.py")
 
@@ -125,7 +126,7 @@ def current() -> Session:
         ids = tokenizer.encode(prompt)
         if not prompt.strip() or not ids:
             raise ModelError("The prompt is empty: type some text in the sidebar.")
-        model._check_input(torch.tensor([ids]), 0)
+        model.check_input(torch.tensor([ids]), 0)
     except ModelError as e:
         st.error(str(e))
         st.stop()

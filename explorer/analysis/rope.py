@@ -1,0 +1,162 @@
+"""RoPE's numbers from a trace: the frequency spectrum, the rotation angles, q/k pairs before and after rotation,
+and the scores that show a rotated q·k depends only on the distance between positions."""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from model import ModelConfig, Tokenizer
+from model.rope import apply_rope, cos_sin, llama3_bands
+
+from ..trace import Trace
+
+BAND_NAMES = ("kept", "interpolated", "divided by factor")
+
+
+def rope_input(config: ModelConfig) -> tuple[str, str]:
+    """The captured names of what RoPE rotates: q, k, or their QK-normed versions where the model has QK-norm."""
+    return ("q_normed", "k_normed") if config.qk_norm else ("q", "k")
+
+
+def capture_globs(config: ModelConfig) -> list[str]:
+    """Everything the RoPE page draws from the prompt's trace, for all layers at once."""
+    q_in, k_in = rope_input(config)
+    return ["rope.*", *(f"layers.*.self_attn.{n}" for n in (q_in, k_in, "q_rot", "k_rot")), "logits"]
+
+
+@dataclass
+class Spectrum:
+    inv_freq: np.ndarray  # (dh/2,) radians per token, as used (after scaling)
+    inv_freq_unscaled: np.ndarray  # (dh/2,) theta^(-2i/dh)
+    scaling: dict | None  # config.rope_scaling
+    bands: np.ndarray | None  # (dh/2,) llama3 band per pair (0 kept, 1 interpolated, 2 divided), else None
+
+    @property
+    def wavelength(self) -> np.ndarray:
+        """Tokens per full turn of each pair: 2π / inv_freq."""
+        return 2 * np.pi / self.inv_freq
+
+    def llama3_wavelength_limits(self) -> tuple[float, float] | None:
+        """(shortest wavelength that gets scaled at all, shortest that is fully divided), llama3 only."""
+        if self.bands is None:
+            return None
+        context = self.scaling["original_max_position_embeddings"]
+        return context / self.scaling["high_freq_factor"], context / self.scaling["low_freq_factor"]
+
+
+def spectrum(t: Trace) -> Spectrum:
+    unscaled = t["rope.inv_freq_unscaled"]
+    scaling = t.config.rope_scaling
+    bands = llama3_bands(unscaled, scaling).numpy() if scaling and scaling["rope_type"] == "llama3" else None
+    return Spectrum(t["rope.inv_freq"].numpy(), unscaled.numpy(), scaling, bands)
+
+
+def rotation_angles(t: Trace) -> np.ndarray:
+    """(T, dh/2) the angle each pair is turned by at each position, in [0, 2π), read back from the model's tables."""
+    half = t.config.head_dim // 2
+    angles = torch.atan2(t["rope.sin"][:, :half], t["rope.cos"][:, :half])
+    return np.mod(angles.numpy(), 2 * np.pi)
+
+
+def head_vectors(t: Trace, layer: int, head: int, position: int) -> dict[str, np.ndarray]:
+    """The (dh,) q of query head `head` and the k of its KV head (head // G) at `position`, before and after RoPE."""
+    q_in, k_in = rope_input(t.config)
+    kv_head = head // t.config.group_size
+    a = f"layers.{layer}.self_attn"
+    return {
+        "q": t[f"{a}.{q_in}"][0, head, position].numpy(),
+        "q_rot": t[f"{a}.q_rot"][0, head, position].numpy(),
+        "k": t[f"{a}.{k_in}"][0, kv_head, position].numpy(),
+        "k_rot": t[f"{a}.k_rot"][0, kv_head, position].numpy(),
+    }
+
+
+def pair_coordinates(x: np.ndarray, pairs: list[int]) -> np.ndarray:
+    """(len(pairs), 2): the 2-D points (x_i, x_{i + dh/2}) that RoPE rotates together (split-halves layout)."""
+    half = x.shape[-1] // 2
+    return np.stack([x[..., pairs], x[..., [i + half for i in pairs]]], axis=-1)
+
+
+def default_pairs(head_dim: int) -> list[int]:
+    """The fastest, a middle and the slowest frequency pair."""
+    half = head_dim // 2
+    return sorted({0, half // 2, half - 1})
+
+
+@dataclass
+class DistanceScores:
+    query: np.ndarray  # (N,) query position m
+    key: np.ndarray  # (N,) key position n <= m
+    distance: np.ndarray  # (N,) m - n
+    score: np.ndarray  # (N,) q_rot[m] · k_rot[n] / sqrt(dh)
+
+
+def scores_by_distance(t: Trace, layer: int, head: int) -> DistanceScores:
+    """Every causal (query, key) score of one head, computed from the captured rotated q and k."""
+    a = f"layers.{layer}.self_attn"
+    q = t[f"{a}.q_rot"][0, head]  # (T, dh)
+    k = t[f"{a}.k_rot"][0, head // t.config.group_size]
+    scores = (q @ k.T / math.sqrt(t.config.head_dim)).numpy()
+    m, n = np.tril_indices(scores.shape[0])
+    return DistanceScores(m, n, m - n, scores[m, n])
+
+
+def shifts_within(limit: int) -> np.ndarray:
+    """0, 1, 2, 4, 8, ... up to `limit`: shifts that span short and long distances on one chart."""
+    steps = [0] + [2**i for i in range(int(math.log2(limit)) + 1)] if limit >= 1 else [0]
+    return np.array(steps)
+
+
+def rotated_score(t: Trace, layer: int, head: int, m: int, n: int) -> float:
+    """The model's own score q_rot[m] · k_rot[n] / sqrt(dh) for one query head."""
+    q, k = head_vectors(t, layer, head, m)["q_rot"], head_vectors(t, layer, head, n)["k_rot"]
+    return float(np.dot(q, k)) / math.sqrt(t.config.head_dim)
+
+
+def shifted_scores(q: np.ndarray, k: np.ndarray, inv_freq: np.ndarray, m: int, n: int,
+                   shifts: np.ndarray) -> pd.DataFrame:
+    """Rotate un-rotated q (dh,) and k (dh,) as if they sat at (m + s, n + s), and for contrast at (m + s, n), with the
+    model's own functions; the score q·k/sqrt(dh) of the first is the same for every shift s."""
+    inv = torch.as_tensor(inv_freq, dtype=torch.float32)
+    qt = torch.as_tensor(q, dtype=torch.float32)[None, None, None]  # (1, 1, 1, dh) for apply_rope
+    kt = torch.as_tensor(k, dtype=torch.float32)[None, None, None]
+    scale = math.sqrt(q.shape[-1])
+
+    def score(q_pos: int, k_pos: int) -> float:
+        cos, sin = cos_sin(inv, torch.tensor([q_pos, k_pos]))
+        q_rot = apply_rope(qt, cos[:1], sin[:1])
+        k_rot = apply_rope(kt, cos[1:], sin[1:])
+        return float((q_rot * k_rot).sum()) / scale
+
+    return pd.DataFrame({
+        "s": shifts,
+        "positions (m+s, n+s)": [f"({m + s}, {n + s})" for s in shifts],
+        "both shifted": [score(m + s, n + s) for s in shifts],
+        "query only shifted": [score(m + s, n) for s in shifts],
+    })
+
+
+def top_tokens(logits: torch.Tensor, k: int = 5) -> tuple[list[int], np.ndarray]:
+    """The k most likely next tokens after the last position of logits (B, T, V), and their probabilities."""
+    top = logits[0, -1].float().softmax(-1).topk(k)
+    return top.indices.tolist(), top.values.numpy()
+
+
+def compare_top_tokens(traces: dict[str, Trace], tokenizer: Tokenizer, k: int = 5) -> pd.DataFrame:
+    """Side by side, for each labelled trace, its k most likely next tokens and their probabilities."""
+    columns = {}
+    for label, t in traces.items():
+        ids, probs = top_tokens(t["logits"], k)
+        columns[f"{label}: next token"] = tokenizer.tokens(ids)
+        columns[f"{label}: probability"] = probs
+    return pd.DataFrame(columns, index=pd.RangeIndex(1, k + 1, name="rank"))
+
+
+def causal_pattern(t: Trace, layer: int, head: int) -> np.ndarray:
+    """(T, T) one head's attention pattern, NaN above the diagonal (keys a query never sees)."""
+    p = t[f"layers.{layer}.self_attn.pattern"][0, head].numpy().astype(float)
+    p[np.triu_indices(p.shape[0], 1)] = np.nan
+    return p

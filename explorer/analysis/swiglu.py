@@ -1,0 +1,63 @@
+"""SwiGLU page numbers: value distributions, gate sparsity, and what single neurons write to the residual stream."""
+
+import numpy as np
+import pandas as pd
+
+from model import Decoder
+
+from ..trace import Trace
+
+
+def mlp_values(t: Trace, layer: int, name: str) -> np.ndarray:
+    """(T, F) of one captured SwiGLU quantity ("gate", "act", "up", "hidden"), batch row 0."""
+    return t[f"layers.{layer}.mlp.{name}"][0].float().numpy()
+
+
+def histogram(values: np.ndarray, bins: int = 60) -> tuple[np.ndarray, np.ndarray]:
+    """(bin centres, counts) of all values: counted here so the browser gets `bins` bars, not T × F points."""
+    counts, edges = np.histogram(np.asarray(values, dtype=float).ravel(), bins=bins)
+    return (edges[:-1] + edges[1:]) / 2, counts
+
+
+def gate_sparsity(t: Trace, threshold: float) -> np.ndarray:
+    """(L,) the fraction of |silu(gate)| below `threshold` over all tokens and neurons of each layer."""
+    return np.array([
+        float((t[f"layers.{i}.mlp.act"][0].abs() < threshold).float().mean())
+        for i in range(t.config.num_hidden_layers)
+    ])
+
+
+def top_neurons(model: Decoder, t: Trace, layer: int, token: int, k: int) -> pd.DataFrame:
+    """The `k` neurons of `layer` with the largest |act · up| at `token`, and what each writes through down_proj.
+
+    Neuron n adds hidden[n] * down_proj.weight[:, n] to the residual stream. "toward final" is that vector's component
+    along the direction of the last block's output at this token (how much it pushes where the stream ends up).
+    """
+    hidden = t[f"layers.{layer}.mlp.hidden"][0, token].float()
+    k = min(k, hidden.numel())
+    neurons = hidden.abs().topk(k).indices
+    columns = model.layers[layer].mlp.down_proj.weight.detach()[:, neurons].float().cpu()  # (D, k)
+    contributions = columns * hidden[neurons]  # (D, k)
+    final = t[f"layers.{t.config.num_hidden_layers - 1}.resid_post"][0, token].float()
+    direction = final / final.norm().clamp_min(1e-12)
+    return pd.DataFrame({
+        "neuron": neurons.numpy(),
+        "silu(gate)": t[f"layers.{layer}.mlp.act"][0, token, neurons].float().numpy(),
+        "up": t[f"layers.{layer}.mlp.up"][0, token, neurons].float().numpy(),
+        "hidden = act·up": hidden[neurons].numpy(),
+        "contribution norm": contributions.norm(dim=0).numpy(),
+        "toward final": (direction @ contributions).numpy(),
+    })
+
+
+def neuron_point_cloud(t: Trace, layer: int, token: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(gate, up, hidden), each (F,), at one layer and token: one point per neuron."""
+    return tuple(mlp_values(t, layer, name)[token] for name in ("gate", "up", "hidden"))
+
+
+def capture_names(num_layers: int) -> list[str]:
+    """What the SwiGLU page draws, for all layers at once so moving a control never re-runs the model."""
+    last = num_layers - 1
+    return ["layers.*.mlp.gate", "layers.*.mlp.act", "layers.*.mlp.up", "layers.*.mlp.hidden",
+            f"layers.{last}.resid_post"]
+

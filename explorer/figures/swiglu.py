@@ -1,0 +1,78 @@
+"""SwiGLU figures: distributions of gate, up and their product, gate sparsity, top neurons, gate-against-up."""
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from .common import DIVERGING, label, style
+
+# (captured name, panel title) of the three distributions, in the order the MLP computes them.
+DISTRIBUTIONS = (("act", "silu(gate)"), ("up", "up"), ("hidden", "hidden = silu(gate) · up"))
+
+
+def distributions_figure(histograms: dict[str, tuple[np.ndarray, np.ndarray]], layer: int, *,
+                         log: bool = False) -> go.Figure:
+    """Three histograms side by side from {"act" | "up" | "hidden": (bin centres, counts)}."""
+    fig = make_subplots(rows=1, cols=3, subplot_titles=[title for _, title in DISTRIBUTIONS], horizontal_spacing=0.06)
+    for col, (name, title) in enumerate(DISTRIBUTIONS, start=1):
+        centres, counts = histograms[name]
+        width = centres[1] - centres[0] if len(centres) > 1 else 1.0
+        fig.add_trace(go.Bar(x=centres, y=counts, width=width, name=title, marker_color="#4c72b0",
+                             hovertemplate=f"{title} ≈ %{{x:.3g}}<br>%{{y:,}} values<extra></extra>"), row=1, col=col)
+        fig.update_xaxes(title_text="value", row=1, col=col)
+    fig.update_yaxes(title_text="count (token × neuron)", row=1, col=1)
+    if log:
+        fig.update_yaxes(type="log")
+    fig.update_layout(showlegend=False, bargap=0)
+    return style(fig, title=f"Layer {layer}: distribution over all tokens and neurons", height=360)
+
+
+def sparsity_figure(fractions: np.ndarray, threshold: float, highlight: int | None = None) -> go.Figure:
+    """(L,) fraction of |silu(gate)| below `threshold` per layer; `highlight` colours the chosen layer."""
+    layers = np.arange(len(fractions))
+    colors = ["#d62728" if i == highlight else "#4c72b0" for i in layers]
+    fig = go.Figure(go.Bar(x=layers, y=fractions, marker_color=colors,
+                           hovertemplate="layer %{x}<br>%{y:.1%} of gate values nearly closed<extra></extra>"))
+    fig.update_xaxes(title_text="layer", tickmode="linear", dtick=max(1, len(layers) // 20))
+    fig.update_yaxes(title_text=f"fraction with |silu(gate)| < {threshold:g}", tickformat=".1%", rangemode="tozero")
+    return style(fig, title=f"Gate sparsity: share of neurons the gate nearly shuts (|silu(gate)| < {threshold:g})",
+                 height=360)
+
+
+def top_neurons_figure(neurons: np.ndarray, hidden: np.ndarray, contribution_norm: np.ndarray,
+                       toward_final: np.ndarray, token_label: str) -> go.Figure:
+    """Horizontal bars, strongest neuron on top: length = norm of what it writes, colour = its push along the final
+    residual direction (red toward, blue away)."""
+    labels = [f"neuron {n}" for n in neurons]  # unique, so a categorical axis is safe
+    limit = float(np.abs(toward_final).max()) if len(toward_final) else 1.0
+    fig = go.Figure(go.Bar(
+        y=labels, x=contribution_norm, orientation="h", customdata=np.stack([hidden, toward_final], -1),
+        marker=dict(color=toward_final, colorscale=DIVERGING, cmin=-limit, cmax=limit,
+                    colorbar=dict(title=dict(text="toward final", side="right"), thickness=12)),
+        hovertemplate="%{y}<br>hidden %{customdata[0]:.4g}<br>‖contribution‖ %{x:.4g}<br>"
+                      "along final direction %{customdata[1]:.4g}<extra></extra>",
+    ))
+    fig.update_xaxes(title_text="‖hidden[n] · down_proj[:, n]‖ (length of what it adds to the residual stream)")
+    fig.update_yaxes(title_text="neuron (largest |act · up| on top)", autorange="reversed", automargin=True)
+    return style(fig, title=f"Top neurons at token {label(token_label)}: what each writes through down_proj",
+                 height=max(320, 24 * len(labels) + 140))
+
+
+def gate_up_scatter(gate: np.ndarray, up: np.ndarray, hidden: np.ndarray, token_label: str) -> go.Figure:
+    """One point per neuron: gate pre-activation (x) against up (y), coloured by their SwiGLU product."""
+    limit = float(np.abs(hidden).max()) or 1.0
+    fig = go.Figure(go.Scattergl(
+        x=gate, y=up, mode="markers", customdata=np.stack([np.arange(len(gate)), hidden], -1),
+        # A grey rim keeps near-zero (white) points visible on the white background.
+        marker=dict(size=7, color=hidden, colorscale=DIVERGING, cmin=-limit, cmax=limit,
+                    line=dict(width=0.5, color="#888888"),
+                    colorbar=dict(title=dict(text="silu(gate)·up", side="right"), thickness=12)),
+        hovertemplate="neuron %{customdata[0]:.0f}<br>gate %{x:.3g}<br>up %{y:.3g}<br>"
+                      "silu(gate)·up %{customdata[1]:.3g}<extra></extra>",
+    ))
+    fig.add_vline(x=0, line=dict(color="#999999", width=1))
+    fig.add_hline(y=0, line=dict(color="#999999", width=1))
+    fig.update_xaxes(title_text="gate (gate_proj output, before silu)")
+    fig.update_yaxes(title_text="up (up_proj output)")
+    return style(fig, title=f"Gate against up at token {label(token_label)}: one point per neuron",
+                 height=460)

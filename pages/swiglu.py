@@ -1,0 +1,80 @@
+"""SwiGLU: how the MLP's gate decides how much of `up` passes, and which neurons write what to the residual stream."""
+
+import streamlit as st
+
+from explorer.analysis import swiglu as analysis
+from explorer.app_state import current
+from explorer.figures import swiglu as figures
+
+THRESHOLDS = [0.001, 0.003, 0.01, 0.03, 0.1, 0.3]  # choices for "nearly shut": |silu(gate)| below this
+
+session = current()
+config, tokens = session.model.config, session.tokens
+T, L = len(tokens), config.num_hidden_layers
+t = session.trace(analysis.capture_names(L))
+
+st.title("SwiGLU: the gated MLP")
+st.markdown(
+    f"Each MLP computes two projections of the normalised token vector, **gate** and **up**, each with "
+    f"{config.intermediate_size} neurons. The gate goes through silu (close to 0 for negative inputs, close to the "
+    f"input for positive ones) and is multiplied with up: **the gate decides how much of up passes**. The product, "
+    f"`hidden`, is mapped back to the residual stream by down_proj, so every neuron adds hidden[n] × one fixed column "
+    f"of down_proj. Look for how many neurons the gate shuts, and how few neurons dominate at a token."
+)
+
+
+def remembered(key: str, options, default):
+    """Set the widget's remembered value to `default` when it is missing or the prompt or model made it invalid.
+
+    Widgets below take no default of their own: app.py re-assigns "view.*" keys, and Streamlit warns when a widget
+    gets both."""
+    if st.session_state.get(key) not in options:
+        st.session_state[key] = default
+
+
+def token_label(i: int) -> str:
+    return f"{i}: {tokens[i]}"
+
+
+@st.fragment
+def one_layer() -> None:
+    left, right = st.columns(2)
+    remembered("view.swiglu.layer", range(L), 0)
+    layer = left.selectbox("Layer", range(L), key="view.swiglu.layer")
+    remembered("view.swiglu.threshold", THRESHOLDS, 0.01)
+    threshold = right.select_slider("Sparsity threshold on |silu(gate)|", THRESHOLDS, key="view.swiglu.threshold")
+
+    st.subheader("Distributions")
+    log = st.checkbox("Log count axis (shows the rare large values)", key="view.swiglu.log")
+    histograms = {name: analysis.histogram(analysis.mlp_values(t, layer, name)) for name, _ in figures.DISTRIBUTIONS}
+    st.plotly_chart(figures.distributions_figure(histograms, layer, log=log))
+    st.caption("silu never goes below −0.28, so negative gates give small values: a tall spike near zero. `up` is "
+               "symmetric; their product keeps up's sign where the gate is open.")
+
+    st.subheader("Gate sparsity across layers")
+    st.plotly_chart(figures.sparsity_figure(analysis.gate_sparsity(t, threshold), threshold, highlight=layer))
+
+    st.subheader("Neurons at one token")
+    c1, c2 = st.columns([3, 1])
+    remembered("view.swiglu.token", range(T), T - 1)
+    token = c1.selectbox("Token", range(T), key="view.swiglu.token", format_func=token_label)
+    most = min(50, config.intermediate_size)
+    remembered("view.swiglu.k", range(1, most + 1), min(10, most))
+    k = c2.number_input("Top neurons", 1, most, key="view.swiglu.k")
+    top = analysis.top_neurons(session.model, t, layer, token, k)
+    st.plotly_chart(figures.top_neurons_figure(top.neuron.to_numpy(), top["hidden = act·up"].to_numpy(),
+                                               top["contribution norm"].to_numpy(), top["toward final"].to_numpy(),
+                                               token_label(token)))
+    st.caption("Contribution = hidden[n] × down_proj.weight[:, n], the vector neuron n adds to the residual stream. "
+               "“toward final” is its component along the last block's output at this token: red neurons push the "
+               "stream where it ends up, blue ones against it.")
+    st.dataframe(top, hide_index=True, column_config={c: st.column_config.NumberColumn(format="%.4g")
+                                                      for c in top.columns if c != "neuron"})
+    gate, up, hidden = analysis.neuron_point_cloud(t, layer, token)
+    st.plotly_chart(figures.gate_up_scatter(gate, up, hidden, token_label(token)))
+    st.caption("Left of zero silu(gate) is small and slightly negative, so products there are small and have the "
+               "opposite sign of up; right of zero the product grows with both gate and up: red above the axis, blue "
+               "below.")
+
+
+one_layer()
