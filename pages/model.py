@@ -1,0 +1,93 @@
+"""Model: what this checkpoint is built from, what it predicts next, and what its KV cache costs."""
+
+import pandas as pd
+import streamlit as st
+
+from explorer.analysis import model_facts as facts
+from explorer.app_state import current
+from explorer.figures.model import block_diagram, kv_cache_bar, parameter_bar, top_k_bar
+
+session = current()
+config = session.model.config
+st.title(f"Model: {session.choice.source}")
+st.markdown(
+    "A decoder-only language model turns each token into a vector (the **embedding**), passes those vectors "
+    f"through {config.num_hidden_layers} identical **blocks** that each add what attention and an MLP computed "
+    "back onto a running sum (the **residual stream**), and finally scores every word of its vocabulary as the "
+    "next token (the **LM head**). The diagram below is this checkpoint, with its own numbers; the other pages "
+    "open each box."
+)
+st.plotly_chart(block_diagram(facts.diagram_labels(config)))
+
+col_config, col_params = st.columns([3, 2])
+with col_config:
+    st.subheader("Configuration")
+    rows = facts.config_rows(config)
+    st.dataframe(pd.DataFrame(rows), hide_index=True, height=35 * (len(rows) + 1) + 3,  # every row, no scrolling
+                 column_config=dict(setting=st.column_config.TextColumn(width=190),
+                                    value=st.column_config.TextColumn(width="small"),
+                                    meaning=st.column_config.TextColumn(width="large")))
+with col_params:
+    st.subheader("Parameters")
+    counts = facts.parameter_counts(session.model)
+    st.plotly_chart(parameter_bar(list(counts), list(counts.values())))
+    st.caption("Biases count with their projection. A tied LM head reuses the embedding matrix, so it adds nothing.")
+
+st.subheader("The prompt as tokens")
+generated = len(session.ids) - session.prompt_length
+st.markdown(f"The tokenizer cut the prompt into **{session.prompt_length} tokens**"
+            + (f", followed by **{generated} generated tokens** (from the Generate page)." if generated else ".")
+            + " The model only ever sees the ids; ␣ marks a space.")
+st.dataframe(pd.DataFrame([session.tokens, [str(i) for i in session.ids]], index=["token", "id"],
+                          columns=[str(i) for i in range(len(session.ids))]))
+
+logits = session.trace(["logits"])["logits"][0, -1]
+
+
+@st.fragment
+def next_token() -> None:
+    st.subheader("What comes next?")
+    st.markdown("The LM head gives a score to every token of the vocabulary; softmax turns the scores into "
+                "probabilities. These are the most likely tokens to follow the last one.")
+    st.session_state.setdefault("view.model.top_k", 10)
+    k = st.slider("Number of candidates shown (k)", 1, min(50, config.vocab_size), key="view.model.top_k")
+    ids, probs = facts.top_next_tokens(logits, k)
+    st.plotly_chart(top_k_bar(session.tokenizer.tokens(ids), probs, position_token=session.tokens[-1]))
+
+
+@st.fragment
+def kv_cache() -> None:
+    st.subheader("KV-cache memory")
+    st.markdown(
+        "While generating, the model keeps every earlier token's keys and values so it does not recompute them: the "
+        "**KV cache**. It grows with every token. Grouped-query attention (GQA) lets several query heads share one "
+        "key/value head, and multi-query attention (MQA) lets all of them share a single one, which shrinks the cache "
+        "compared with classic multi-head attention (MHA)."
+    )
+    if st.session_state.get("view.model.kv_source") != session.choice.source:  # new model: start from its context
+        st.session_state["view.model.kv_source"] = session.choice.source
+        st.session_state["view.model.kv_tokens"] = config.max_position_embeddings
+        st.session_state["view.model.kv_dtype"] = config.dtype if config.dtype in facts.BYTES_PER_VALUE else "bfloat16"
+    st.session_state.setdefault("view.model.kv_batch", 1)
+    col_tokens, col_dtype, col_batch = st.columns(3)
+    tokens = col_tokens.number_input("Tokens cached per sequence", min_value=1, step=256, key="view.model.kv_tokens",
+                                     help=f"This model's context length is {config.max_position_embeddings:,}.")
+    dtype = col_dtype.selectbox("Stored as", list(facts.BYTES_PER_VALUE), key="view.model.kv_dtype")
+    batch = col_batch.number_input("Sequences (batch)", min_value=1, key="view.model.kv_batch")
+    bytes_per_value = facts.BYTES_PER_VALUE[dtype]
+    rows = facts.kv_cache_variants(config, tokens, bytes_per_value, batch)
+    st.plotly_chart(kv_cache_bar([r["label"] for r in rows], [r["bytes"] for r in rows],
+                                 [facts.format_bytes(r["bytes"]) for r in rows], [r["this_model"] for r in rows],
+                                 subtitle=f"{tokens:,} tokens × {batch} sequence{'s' * (batch > 1)}, {dtype}"))
+    mine = next(r["bytes"] for r in rows if r["this_model"])
+    weights = sum(counts.values()) * bytes_per_value
+    st.markdown(
+        f"bytes = 2 (a key and a value) · {config.num_hidden_layers} layers · {config.num_key_value_heads} KV "
+        f"heads · {config.head_dim} head_dim · {tokens:,} tokens · {bytes_per_value} bytes · {batch} = "
+        f"**{mine:,} bytes ({facts.format_bytes(mine)})**. For comparison, the weights take "
+        f"{facts.format_bytes(weights)} in {dtype}."
+    )
+
+
+next_token()
+kv_cache()

@@ -1,0 +1,89 @@
+"""Generate page: the continuation is the model's, is kept for every page, only re-runs on the button, and clears."""
+
+import torch
+
+from explorer.figures.logit_lens import POSITIONS_PER_VIEW
+from model import load_model, load_tokenizer
+
+from .test_model_page import array, chart_specs, start, tiny_folders  # noqa: F401 (a fixture)
+
+
+def greedy_reference(prompt: str, max_new_tokens: int) -> list[int]:
+    ids = load_tokenizer("stories260K").encode(prompt)
+    return load_model("stories260K").generate(torch.tensor([ids]), max_new_tokens)[0].tolist()
+
+
+def test_generate_then_every_page_sees_the_continuation_then_clear():
+    at = start("pages/generate.py")
+    assert not at.exception and not at.error
+    assert at.number_input(key="view.generate.max_new_tokens").value == 40
+    assert at.button(key="clear_generated").disabled  # nothing to clear yet
+
+    at.button(key="generate").click()
+    at.run()
+    assert not at.exception and not at.error
+    generated = at.session_state["generated"]
+    prompt = at.session_state["prompt"]
+    assert generated["prompt"] == prompt and generated["choice"].source == "stories260K"
+    assert generated["ids"] == greedy_reference(prompt, 40)  # temperature 0: the greedy continuation
+    shown = next(m.value for m in at.markdown if "<mark" in m.value)
+    assert shown.startswith('<div') and prompt[:20] in shown
+    assert any(f"{len(generated['ids'])} tokens" in c.value for c in at.caption)
+
+    # A widget change re-runs the page but not the model: the continuation stays the greedy one.
+    at.slider(key="view.generate.temperature").set_value(1.5)
+    at.run()
+    assert at.session_state["generated"]["ids"] == generated["ids"]
+
+    at.switch_page("pages/logit_lens.py")
+    at.run()
+    assert not at.exception
+    # Prompt + continuation: every position can be followed, and the heatmap shows a window of the longer sequence.
+    assert len(at.selectbox(key="view.logit_lens.position").options) == len(generated["ids"])
+    assert at.slider(key="view.logit_lens.first_position").proto.max == len(generated["ids"]) - POSITIONS_PER_VIEW
+    at.slider(key="view.logit_lens.first_position").set_value(20)
+    at.run()
+    heat = chart_specs(at)[0]["data"][0]
+    assert array(heat["z"]).shape[1] == POSITIONS_PER_VIEW and heat["customdata"][0][0].startswith("after layer 0, "
+                                                                                                  "position 20 (")
+
+    at.switch_page("pages/generate.py")
+    at.run()
+    at.button(key="clear_generated").click()
+    at.run()
+    assert not at.exception and "generated" not in at.session_state
+    assert not any("<mark" in m.value for m in at.markdown)
+
+
+def test_sampling_is_repeatable_with_a_seed_and_capped_by_the_context():
+    at = start("pages/generate.py")
+    at.slider(key="view.generate.temperature").set_value(1.0)
+    at.run()  # sampling settings are disabled while the temperature is 0
+    at.number_input(key="view.generate.seed").set_value(7)
+    at.number_input(key="view.generate.max_new_tokens").set_value(12)
+    at.button(key="generate").click()
+    at.run()
+    first = at.session_state["generated"]["ids"]
+    at.button(key="generate").click()
+    at.run()
+    assert not at.exception and at.session_state["generated"]["ids"] == first
+
+    # A prompt that leaves only a few tokens of the 512-token context: the kept setting (12) is cut to fit.
+    tokenizer = load_tokenizer("stories260K")
+    long_prompt = " ".join(["the"] * 2000)
+    long_prompt = tokenizer.decode(tokenizer.encode(long_prompt)[:507])
+    length = len(tokenizer.encode(long_prompt))
+    at.text_area(key="prompt").set_value(long_prompt).run()
+    assert not at.exception and not at.error
+    assert 0 < 512 - length < 12 and at.number_input(key="view.generate.max_new_tokens").value == 512 - length
+
+
+def test_generate_with_a_llama3_scaled_checkpoint(tiny_folders):  # noqa: F811 (the fixture imported above)
+    at = start("pages/generate.py", tiny_folders["llama-gqa-llama3"])
+    at.number_input(key="view.generate.max_new_tokens").set_value(5)
+    at.button(key="generate").click()
+    at.run()
+    assert not at.exception and not at.error
+    generated = at.session_state["generated"]
+    assert generated["choice"].source == str(tiny_folders["llama-gqa-llama3"])
+    assert 0 < len(generated["ids"]) - len(load_tokenizer("stories260K").encode(generated["prompt"])) <= 5
