@@ -3,7 +3,7 @@
 import streamlit as st
 import torch
 
-from explorer.app_state import DEEP_LINK, ROUTER_RAN
+from explorer.app_state import DEEP_LINK, PAGE_TRACES, PRESENTER, ROUTER_RAN, export_traces
 from model import DEFAULT_MODEL, bundled_models
 
 EXAMPLE_PROMPTS = [
@@ -21,7 +21,12 @@ PAGES = [
     st.Page("pages/swiglu.py", title="SwiGLU", icon=":material/call_split:"),
     st.Page("pages/logit_lens.py", title="Logit lens", icon=":material/visibility:"),
     st.Page("pages/generate.py", title="Generate", icon=":material/edit_note:"),
+    st.Page("pages/compare.py", title="Llama vs Qwen3", icon=":material/compare:"),
+    st.Page("pages/lab.py", title="Stability lab", icon=":material/science:"),
+    st.Page("pages/lessons.py", title="Lessons", icon=":material/school:"),
 ]
+# Query parameters a shared link carries; layer, head and token go to the page's own "view.<page>.<name>" control.
+VIEW_PARAMS = ("layer", "head", "token")
 
 st.set_page_config(page_title="Modern Blocks Explorer", page_icon=":material/neurology:", layout="wide")
 
@@ -29,6 +34,33 @@ st.set_page_config(page_title="Modern Blocks Explorer", page_icon=":material/neu
 # as the user left them when they come back to a page.
 for key in [k for k in st.session_state if str(k).startswith("view.")]:
     st.session_state[key] = st.session_state[key]
+
+
+def restore_from_link(page_path: str) -> None:
+    """Once per browser session: model, prompt and the page's layer/head/token from the URL a teacher shared."""
+    if st.session_state.get("_link_restored"):
+        return
+    st.session_state["_link_restored"] = True
+    params = st.query_params
+    if "model" in params:
+        source = params["model"]
+        st.session_state.model_choice = source if source in bundled_models() else OTHER_SOURCE
+        st.session_state.model_custom = "" if source in bundled_models() else source
+    if "prompt" in params:
+        st.session_state.prompt = params["prompt"]
+    for name in VIEW_PARAMS:
+        if params.get(name, "").isdigit():
+            st.session_state[f"view.{page_path}.{name}"] = int(params[name])
+
+
+def link_params(page_path: str) -> dict[str, str]:
+    """The query parameters that reproduce what this session shows now."""
+    params = {"model": st.session_state.model_source, "prompt": st.session_state.get("prompt", "")}
+    for name in VIEW_PARAMS:
+        value = st.session_state.get(f"view.{page_path}.{name}")
+        if isinstance(value, int):
+            params[name] = str(value)
+    return params
 
 
 def devices() -> list[str]:
@@ -44,10 +76,10 @@ def use_example() -> None:
     st.session_state.prompt = st.session_state.example
 
 
-with st.sidebar:
+def sidebar() -> None:
     st.header("Model")
-    choice = st.selectbox("Checkpoint", [*bundled_models(), OTHER_SOURCE], key="model_choice",
-                          index=bundled_models().index(DEFAULT_MODEL))
+    st.session_state.setdefault("model_choice", DEFAULT_MODEL)
+    choice = st.selectbox("Checkpoint", [*bundled_models(), OTHER_SOURCE], key="model_choice")
     if choice == OTHER_SOURCE:
         custom = st.text_input("Hub repo id or local folder", key="model_custom",
                                placeholder="Qwen/Qwen3-0.6B or /path/to/folder")
@@ -66,12 +98,32 @@ with st.sidebar:
     st.text_area("Prompt", key="prompt", height=120, label_visibility="collapsed")
     st.selectbox("Examples", EXAMPLE_PROMPTS, index=None, key="example", placeholder="Try an example…",
                  on_change=use_example, label_visibility="collapsed")
+    st.toggle("Presenter mode", key=PRESENTER, help="Large fonts, full-screen charts, the sidebar tucked away.")
 
-st.session_state[ROUTER_RAN] = True
+
 selected = st.navigation(PAGES)
+restore_from_link(selected.url_path)
+if st.session_state.get(PRESENTER):
+    # Keep the sidebar's values alive while it is hidden, and offer the way back at the top of the page.
+    for key in ("model_choice", "model_custom", "hf_token", "device", "dtype", "prompt"):
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
+    st.session_state.model_source = st.session_state.get("model_source", DEFAULT_MODEL)
+    st.toggle("Presenter mode", key=PRESENTER)
+    st.html("<style>section[data-testid='stSidebar'], header[data-testid='stHeader'] {display: none;}"
+            " html {font-size: 20px;}</style>")
+else:
+    with st.sidebar:
+        sidebar()
+
+st.query_params.from_dict(link_params(selected.url_path))
+st.session_state[ROUTER_RAN] = True
+st.session_state[PAGE_TRACES] = {}
 deep_link = st.session_state.pop(DEEP_LINK, None)
 if deep_link:  # a page URL that was the server's very first request (see explorer/app_state.py)
     target = next((p for p in PAGES if p.url_path == deep_link), None)
     if target is not None and target.url_path != selected.url_path:
         st.switch_page(target)
 selected.run()
+with st.sidebar:
+    export_traces()

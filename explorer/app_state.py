@@ -16,6 +16,7 @@ import torch
 from model import Decoder, ModelError, Tokenizer, load_model, load_tokenizer
 
 from .edits import Edits
+from .export import figure_csv, figure_html
 from .trace import CaptureSpec, Trace, estimate_bytes, trace
 
 # A trace that would hold more than this is refused with a message (override with MBE_TRACE_BUDGET_MB).
@@ -77,20 +78,58 @@ class Session:
         return self.tokenizer.tokens(self.ids)
 
     def trace(self, capture: list[str], edits: Edits | None = None) -> Trace:
-        """A cached trace of the current ids keeping the names matched by `capture` (a list of globs).
+        """A cached trace of the current ids keeping the names matched by `capture` (a list of globs)."""
+        return trace_model(self.choice, self.model, self.tokenizer, self.ids, capture, edits)
 
-        Stops the page with an explanation when the capture would not fit in the memory budget.
-        """
-        edits = edits or Edits()
-        need = estimate_bytes(self.model.config, len(self.ids), capture)
-        if need > TRACE_BUDGET_BYTES:
-            st.error(f"This view would capture {need / 2**20:,.0f} MiB for {len(self.ids)} tokens, more than the "
-                     f"{TRACE_BUDGET_BYTES / 2**20:,.0f} MiB this server allows per trace. Shorten the prompt, or "
-                     "raise MBE_TRACE_BUDGET_MB when starting the app.")
-            st.stop()
-        with st.spinner("Running the model…"):
-            return _cached_trace(self.choice, tuple(self.ids), tuple(capture), repr(edits), self.model,
-                                 self.tokenizer, edits)
+
+def trace_model(choice: ModelChoice, model: Decoder, tokenizer: Tokenizer, ids: list[int], capture: list[str],
+                edits: Edits | None = None) -> Trace:
+    """A cached trace of `ids` through a model loaded with `load(choice)`.
+
+    Stops the page with an explanation when the capture would not fit in the memory budget.
+    """
+    edits = edits or Edits()
+    need = estimate_bytes(model.config, len(ids), capture)
+    if need > TRACE_BUDGET_BYTES:
+        st.error(f"This view would capture {need / 2**20:,.0f} MiB for {len(ids)} tokens, more than the "
+                 f"{TRACE_BUDGET_BYTES / 2**20:,.0f} MiB this server allows per trace. Shorten the prompt, or "
+                 "raise MBE_TRACE_BUDGET_MB when starting the app.")
+        st.stop()
+    with st.spinner("Running the model…"):
+        result = _cached_trace(choice, tuple(ids), tuple(capture), repr(edits), model, tokenizer, edits)
+    st.session_state.setdefault(PAGE_TRACES, {})[f"{choice.source}: {', '.join(capture)}"] = result
+    return result
+
+
+PAGE_TRACES = "_page_traces"  # the traces this run of the page drew from, offered for download by app.py
+PRESENTER = "presenter"  # the sidebar toggle's key
+
+
+def show(fig, *, key: str) -> None:
+    """A chart, and under it an Export menu: the figure as standalone HTML and its data as CSV (made on click).
+
+    In presenter mode fonts grow and the chart fills the screen, for a projector at the back of a classroom.
+    """
+    if st.session_state.get(PRESENTER):
+        fig.update_layout(font_size=20, title_font_size=26, height=max(fig.layout.height or 0, 720))
+    st.plotly_chart(fig, key=f"chart.{key}")
+    with st.popover("Export", icon=":material/download:"):
+        name = key.replace(".", "-")
+        st.download_button("Figure (HTML)", lambda: figure_html(fig), f"{name}.html", "text/html",
+                           key=f"export.html.{key}", on_click="ignore")
+        st.download_button("Data (CSV)", lambda: figure_csv(fig), f"{name}.csv", "text/csv",
+                           key=f"export.csv.{key}", on_click="ignore")
+
+
+def export_traces() -> None:
+    """Download buttons for the traces this page used, as safetensors files that explorer.Trace.load reads."""
+    traces = st.session_state.get(PAGE_TRACES) or {}
+    if not traces:
+        return
+    with st.expander("Export traces", icon=":material/download:"):
+        for i, (label, t) in enumerate(traces.items()):
+            st.download_button(f"{label} ({t.nbytes() / 2**20:.1f} MiB)", t.to_bytes, f"trace-{i}.safetensors",
+                               "application/octet-stream", key=f"export.trace.{i}", on_click="ignore")
 
 
 ROUTER_RAN = "_router_ran"  # set by app.py on every run, taken by current(): was this run routed by app.py?

@@ -8,11 +8,14 @@ Everything a trace records or edits lives in an object made for that one call an
 """
 
 import fnmatch
+import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 
 import torch
+from safetensors.torch import load, save
 
 from model import Capture, Decoder, ModelConfig, Tokenizer
 
@@ -53,6 +56,45 @@ class Trace:
 
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in self.tensors.values())
+
+    def save(self, path: str | Path) -> None:
+        """Write the trace as one safetensors file (see to_bytes); `Trace.load` reads it back."""
+        Path(path).write_bytes(self.to_bytes())
+
+    def to_bytes(self) -> bytes:
+        """The trace as safetensors: the tensors by name, the input ids, and as metadata the tokens, the model's
+        config.json and a description of the edits."""
+        tensors, seen = {}, set()
+        for name, t in self.tensors.items():
+            # resid_post of a layer *is* resid_pre of the next (no copy is made); safetensors wants one owner each
+            tensors[name] = t.clone() if t.data_ptr() in seen else t.contiguous()
+            seen.add(t.data_ptr())
+        tensors[_INPUT_IDS] = self.input_ids.contiguous()
+        metadata = {
+            "names": json.dumps(self.names()),  # safetensors sorts its keys; keep the forward's order
+            "tokens": json.dumps(self.tokens),
+            "config": json.dumps(self.config.raw),
+            "edits": repr(self.edits),
+            "prompt_length": json.dumps(self.prompt_length),
+        }
+        return save(tensors, metadata=metadata)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Trace":
+        """A trace saved with `save` (or `to_bytes`). Edits come back as their description only: `saved_edits`."""
+        data = Path(path).read_bytes()
+        header_length = int.from_bytes(data[:8], "little")  # safetensors: 8-byte length, then a JSON header
+        metadata = json.loads(data[8 : 8 + header_length])["__metadata__"]
+        stored = load(data)
+        input_ids = stored.pop(_INPUT_IDS)
+        tensors = {name: stored[name] for name in json.loads(metadata["names"])}
+        t = cls(tensors, input_ids, json.loads(metadata["tokens"]), ModelConfig.from_dict(json.loads(metadata["config"])))
+        t.prompt_length = json.loads(metadata["prompt_length"])
+        t.saved_edits = metadata["edits"]
+        return t
+
+
+_INPUT_IDS = "__input_ids__"  # stored beside the captured names, which never start with an underscore
 
 
 class _Recorder(Capture):

@@ -304,3 +304,15 @@ def test_trace_of_a_generation_covers_prompt_and_continuation():
     assert t["logits"].shape[1] == 8 and t["layers.0.self_attn.pattern"].shape[-1] == 8
     greedy = t["logits"][0, 1:-1].argmax(-1)  # the continuation is the model's own greedy choice
     assert torch.equal(greedy, t.input_ids[0, 2:])
+
+
+def test_a_saved_trace_reloads_to_the_same_tensors(tmp_path, tiny_checkpoint):
+    ours = load_model(tiny_checkpoint("qwen3-qknorm")[0], device="cpu")
+    t = trace(ours, random_ids(128, batch=1, tokens=7), edits=Edits(ablate_heads={0: (1,)}))
+    t.save(tmp_path / "trace.safetensors")
+    back = explorer.Trace.load(tmp_path / "trace.safetensors")
+    assert back.names() == t.names() and back.tokens == t.tokens and back.config == t.config
+    assert torch.equal(back.input_ids, t.input_ids)
+    assert all(torch.equal(back[name], t[name]) for name in t.names())
+    assert back.saved_edits == repr(t.edits)
+    assert torch.equal(back.pattern_by_group(1), t.pattern_by_group(1))

@@ -1,0 +1,75 @@
+"""The app around the pages: shared links, presenter mode, exports, and clear errors for bad sidebar input."""
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from streamlit.testing.v1 import AppTest
+
+from explorer.export import figure_csv, figure_html
+from explorer.figures.common import token_heatmap
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+
+
+def app(page: str | None = None, **params) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    if page:
+        at.switch_page(page)
+    for name, value in params.items():
+        at.query_params[name] = value
+    return at.run()
+
+
+def test_a_shared_link_opens_the_app_in_the_stated_state():
+    at = app("pages/attention.py", model="stories260K", prompt="The cat sat on the mat.", layer="3", head="6")
+    assert not at.exception and not at.error
+    assert at.session_state["prompt"] == "The cat sat on the mat."
+    assert at.slider(key="view.attention.layer").value == 3
+    assert at.selectbox(key="view.attention.head").value == 6
+    # and the address keeps following the view
+    at.slider(key="view.attention.layer").set_value(1).run()
+    assert at.query_params["layer"] == ["1"] or at.query_params["layer"] == "1"
+
+
+def test_a_link_to_a_model_that_is_not_bundled_fills_the_custom_source():
+    at = app(model="/no/such/folder")
+    assert at.session_state["model_choice"] == "Hub repo id or local folder…"
+    assert "Could not load" in at.error[0].value and "/no/such/folder" in at.error[0].value
+
+
+def test_presenter_mode_hides_the_sidebar_and_keeps_the_prompt():
+    at = app(prompt="Tom had a red ball.")
+    at.toggle(key="presenter").set_value(True).run()
+    assert not at.exception
+    assert at.session_state["prompt"] == "Tom had a red ball."
+    assert not at.sidebar.text_area  # the sidebar's controls are tucked away
+    assert at.get("plotly_chart")
+    at.toggle(key="presenter").set_value(False).run()
+    assert at.sidebar.text_area(key="prompt").value == "Tom had a red ball."
+
+
+def test_bad_prompts_give_errors_not_tracebacks():
+    at = app()
+    at.sidebar.text_area(key="prompt").set_value("   ").run()
+    assert not at.exception and "empty" in at.error[0].value
+    at.sidebar.text_area(key="prompt").set_value("word " * 600).run()  # beyond stories260K's 512 tokens
+    assert not at.exception and "context" in at.error[0].value
+
+
+def test_figure_csv_writes_heatmap_cells_with_their_tokens():
+    fig = token_heatmap(np.array([[1.0, np.nan], [0.25, 0.75]]), ["<s>", "cat"], ["<s>", "cat"], value_name="w")
+    table = pd.read_csv(io.StringIO(figure_csv(fig)))
+    assert list(table.columns) == ["trace", "x", "x_label", "y", "y_label", "z"]
+    assert table.loc[(table.y == 1) & (table.x == 0), "z"].item() == 0.25
+    assert set(table.x_label) == {"<s>", "cat"}  # unescaped again for the spreadsheet
+
+
+def test_figure_csv_of_bars_and_standalone_html():
+    fig = go.Figure(go.Bar(x=["a", "b"], y=[1, 2], name="bars"))
+    assert figure_csv(fig).splitlines() == ["trace,x,y", "bars,a,1", "bars,b,2"]
+    page = figure_html(fig)
+    assert "<html>" in page and len(page) > 1_000_000  # plotly.js itself is inlined: it opens offline
+    assert '<script src="https://cdn.plot.ly' not in page
