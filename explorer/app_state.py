@@ -105,15 +105,16 @@ PAGE_TRACES = "_page_traces"  # the traces this run of the page drew from, offer
 PRESENTER = "presenter"  # the sidebar toggle's key
 
 
-def show(fig, *, key: str) -> None:
-    """A chart, and under it an Export menu: the figure as standalone HTML and its data as CSV (made on click).
+def show(fig, *, key: str, container=st) -> None:
+    """A chart in `container` (the page, a column, a placeholder), and under it an Export menu: the figure as
+    standalone HTML and its data as CSV, both made only when clicked.
 
     In presenter mode fonts grow and the chart fills the screen, for a projector at the back of a classroom.
     """
     if st.session_state.get(PRESENTER):
         fig.update_layout(font_size=20, title_font_size=26, height=max(fig.layout.height or 0, 720))
-    st.plotly_chart(fig, key=f"chart.{key}")
-    with st.popover("Export", icon=":material/download:"):
+    container.plotly_chart(fig, key=f"chart.{key}")
+    with container.popover("Export", icon=":material/download:"):
         name = key.replace(".", "-")
         st.download_button("Figure (HTML)", lambda: figure_html(fig), f"{name}.html", "text/html",
                            key=f"export.html.{key}", on_click="ignore")
@@ -132,17 +133,18 @@ def export_traces() -> None:
                                "application/octet-stream", key=f"export.trace.{i}", on_click="ignore")
 
 
-ROUTER_RAN = "_router_ran"  # set by app.py on every run, taken by current(): was this run routed by app.py?
+ROUTER_RAN = "_router_ran"  # set by app.py on every run, taken by ensure_router(): was this run routed by app.py?
 DEEP_LINK = "_deep_link"
 
 
-def _ensure_router() -> None:
+def ensure_router() -> None:
     """Hand a page opened without app.py back to the router.
 
     Because the project keeps its page scripts in pages/, Streamlit runs a page directly (without app.py and its
     sidebar) while a fresh server has not yet seen st.navigation: a page URL as its first request, or a click on
     the folder-based page list it showed before. Remember the address and let app.py open that page properly.
-    Pages call current() once per run, which takes the flag app.py set for this run.
+    Every page calls this (through current(), or directly when it needs no prompt) once per run: it takes the
+    flag app.py set for this run.
     """
     if not st.session_state.pop(ROUTER_RAN, False):
         st.session_state[DEEP_LINK] = urlparse(st.context.url or "").path.rstrip("/").rsplit("/", 1)[-1]
@@ -151,7 +153,7 @@ def _ensure_router() -> None:
 
 def current() -> Session:
     """The session for this rerun, from the sidebar's widgets; shows an error and stops the page on bad input."""
-    _ensure_router()
+    ensure_router()
     state = st.session_state
     choice = ModelChoice(state.get("model_source", "stories260K"), state.get("device", "cpu"),
                          state.get("dtype", "auto"))

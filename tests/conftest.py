@@ -6,6 +6,10 @@ import pytest
 import torch
 from streamlit.runtime.pages_manager import PagesManager
 
+# The test models are tiny: a second intra-op thread only adds hand-off overhead, and on a busy machine it makes
+# thousands of small forwards many times slower.
+torch.set_num_threads(1)
+
 # Small enough to build in milliseconds, large enough to exercise GQA (4 query heads over 2 KV heads).
 BASE = dict(
     vocab_size=128,

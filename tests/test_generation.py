@@ -13,16 +13,6 @@ from tests.conftest import VARIANTS, random_ids
 NEW = 20  # new tokens per test: with a 5-token prompt, well past mistral-window's sliding window of 8
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These models are tiny: a second intra-op thread only adds hand-off overhead, which on a busy machine
-    makes hundreds of small forwards many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def without_eos(model):
     """The same model with no EOS, so that generation runs for exactly max_new_tokens."""
     model.config = dataclasses.replace(model.config, eos_token_ids=())
