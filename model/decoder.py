@@ -90,6 +90,7 @@ class Decoder(nn.Module):
         positions = torch.arange(start, start + T, device=x.device)
         cos, sin = cos_sin(inv_freq, positions)  # (T, dh) each, float32
         cos, sin = capture("rope.cos", cos), capture("rope.sin", sin)
+        cos, sin = cos.to(x.dtype), sin.to(x.dtype)  # once here, not twice in every layer (rotation is in x's dtype)
 
         mask = causal_mask(T, start, c.sliding_window, x.device)
         for block in self.layers:
@@ -115,7 +116,7 @@ class Decoder(nn.Module):
         if start + input_ids.shape[1] > c.max_position_embeddings:
             raise ModelError(f"{start + input_ids.shape[1]} tokens exceed this model's context of "
                              f"{c.max_position_embeddings}: shorten the prompt.")
-        low, high = input_ids.min().item(), input_ids.max().item()
+        low, high = torch.stack(torch.aminmax(input_ids)).tolist()  # one device sync, not two
         if low < 0 or high >= c.vocab_size:
             bad = low if low < 0 else high
             raise ModelError(f"Token id {bad} is outside the vocabulary (0 .. {c.vocab_size - 1}).")

@@ -1,0 +1,1 @@
+"""Benchmarks: scripts (not tests) that time the project's decoder against transformers. See benchmarks/README.md."""

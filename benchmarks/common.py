@@ -1,0 +1,221 @@
+"""Shared by the benchmarks: a (ours, transformers) pair with identical weights, and fair interleaved timing.
+
+    ours, hf = same_weights_pair("smollm2-135m", "cpu", torch.float32)
+    medians = interleaved_medians({"ours": lambda: ours(ids), "transformers": lambda: hf(ids, use_cache=False)}, 10)
+
+The weights come from transformers itself: the model is built from a config with a fixed seed, saved with
+save_pretrained(safe_serialization=True) to a temporary folder, and that folder is read by the project's real loader
+(model.load_model) and by transformers' from_pretrained, so each side is set up exactly as its users get it.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:  # so `python benchmarks/x.py` finds the `model` package without installing it
+    sys.path.insert(0, str(REPO_ROOT))
+
+# name -> (transformers config class, arguments): the real models' shapes, with random weights.
+CONFIGS: dict[str, tuple[str, dict]] = {
+    "smollm2-135m": (
+        "LlamaConfig",
+        dict(
+            vocab_size=49152,
+            hidden_size=576,
+            intermediate_size=1536,
+            num_hidden_layers=30,
+            num_attention_heads=9,
+            num_key_value_heads=3,
+            max_position_embeddings=8192,
+            rms_norm_eps=1e-5,
+            rope_theta=100000.0,
+            tie_word_embeddings=True,
+            bos_token_id=0,
+            eos_token_id=0,
+        ),
+    ),
+    "qwen3-0.6b": (
+        "Qwen3Config",
+        dict(
+            vocab_size=151936,
+            hidden_size=1024,
+            intermediate_size=3072,
+            num_hidden_layers=28,
+            num_attention_heads=16,
+            num_key_value_heads=8,
+            head_dim=128,
+            max_position_embeddings=40960,
+            rms_norm_eps=1e-6,
+            rope_theta=1000000.0,
+            tie_word_embeddings=True,
+            bos_token_id=151643,
+            eos_token_id=151645,
+        ),
+    ),
+}
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def default_dtype(device: str | torch.device) -> torch.dtype:
+    """bfloat16 on a GPU (what these models are served in); float32 on a CPU, as model.load_model picks."""
+    return torch.float32 if torch.device(device).type == "cpu" else torch.bfloat16
+
+
+def parse_dtype(name: str | torch.dtype) -> torch.dtype:
+    if isinstance(name, torch.dtype):
+        return name
+    dtype = getattr(torch, name.removeprefix("torch."), None)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValueError(f"not a floating-point torch dtype: {name!r}")
+    return dtype
+
+
+def build_hf_model(config_name: str, *, seed: int = 0, attn_implementation: str = "sdpa"):
+    """A float32 transformers model of `config_name`'s shape with random weights drawn after manual_seed(seed)."""
+    import transformers
+
+    class_name, kwargs = CONFIGS[config_name]
+    config = getattr(transformers, class_name)(**kwargs)
+    torch.manual_seed(seed)
+    with torch.device("cpu"):
+        hf = transformers.AutoModelForCausalLM.from_config(
+            config, attn_implementation=attn_implementation, dtype=torch.float32
+        )
+    return hf.eval()
+
+
+def same_weights_pair(
+    config_name: str,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    *,
+    seed: int = 0,
+    attn_implementation: str = "sdpa",
+    copy_weights: bool = False,
+):
+    """(ours, hf): the project's Decoder and a transformers model holding identical weights, both in eval mode with
+    gradients off, on `device` in `dtype` (defaults: cuda if available, else cpu; bfloat16 on cuda, float32 on cpu).
+
+    A float32 transformers model is built with a fixed seed and saved as safetensors; then each side loads that
+    folder the way its users do: ours with model.load_model(folder, device=, dtype=), transformers with
+    from_pretrained(folder, dtype=, attn_implementation=). Both cast the same float32 tensors with a plain .to(dtype).
+    (Not hf.to(dtype): that would also cast transformers' RoPE inv_freq buffer to bfloat16, which from_pretrained
+    keeps in float32, and make transformers look less exact than it is.)
+
+    On a CPU in the checkpoint's dtype the loader's tensors are views of the (private, copy-on-write) memory map that
+    safetensors opens, exactly as in real use; the map outlives the deleted temporary file on Linux.
+    copy_weights=True copies them into ordinary memory instead, to tell a difference that comes from where the
+    weights live from one that comes from the code.
+    """
+    import transformers
+
+    from model import load_model
+
+    device = torch.device(device or default_device())
+    dtype = parse_dtype(dtype) if dtype is not None else default_dtype(device)
+    with tempfile.TemporaryDirectory(prefix=f"bench-{config_name}-", ignore_cleanup_errors=True) as folder:
+        build_hf_model(config_name, seed=seed, attn_implementation=attn_implementation).save_pretrained(
+            folder, safe_serialization=True
+        )
+        ours = load_model(folder, device=device, dtype=dtype)
+        hf = transformers.AutoModelForCausalLM.from_pretrained(
+            folder, dtype=dtype, attn_implementation=attn_implementation
+        )
+    hf = hf.to(device).eval().requires_grad_(False)
+    if copy_weights:
+        for p in ours.parameters():
+            p.data = p.data.clone()
+        ours.tie_weights()
+    return ours, hf
+
+
+def random_ids(vocab: int, tokens: int, batch: int = 1, seed: int = 0, device=None) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, vocab, (batch, tokens), generator=g).to(device)
+
+
+def synchronize_fn(device: str | torch.device | None = None) -> Callable[[], None]:
+    """A callable that waits for queued GPU work on `device` (nothing to wait for on the CPU)."""
+    device = torch.device(device) if device is not None else None
+    if device is not None and device.type == "cuda":
+        return lambda: torch.cuda.synchronize(device)
+    if device is not None and device.type == "mps":
+        return torch.mps.synchronize
+    return lambda: None
+
+
+def interleaved_times(
+    fns: dict[str, Callable[[], object]],
+    repeats: int,
+    *,
+    warmup: int = 2,
+    sync: Callable[[], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+    time_limit: float | None = None,
+) -> dict[str, list[float]]:
+    """Seconds per call of each function, `repeats` samples each, taken in interleaved rounds.
+
+    Every round runs each function once (A B, then B A, then A B, ...: the starting function rotates so that none
+    always runs right after another's allocations), so slow drifts of the machine (frequency, other load, thermal)
+    hit all of them alike. `warmup` untimed rounds come first. Everything runs under torch.inference_mode;
+    `sync` (e.g. torch.cuda.synchronize) is called before starting and before stopping each clock.
+
+    `clock` is wall time by default. On a CPU shared with other busy processes, clock=time.process_time (CPU
+    seconds this process used) with torch.set_num_threads(1) is far steadier: time slices lost to others do not
+    count. (With several threads it also counts the threads' spin-waiting, so keep it to one thread.) Never use it
+    on a GPU, whose work it does not see.
+
+    `time_limit` (wall seconds, warm-up included) ends the timing early, after a complete round, once it is spent and
+    at least 3 rounds are done: the samples may then number fewer than `repeats`.
+    """
+    sync = sync or (lambda: None)
+    names = list(fns)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    started = time.perf_counter()
+    with torch.inference_mode():
+        for _ in range(warmup):
+            for name in names:
+                fns[name]()
+        sync()
+        for r in range(repeats):
+            k = r % len(names)
+            for name in names[k:] + names[:k]:
+                sync()
+                t0 = clock()
+                fns[name]()
+                sync()
+                times[name].append(clock() - t0)
+            if progress:
+                progress(r + 1, repeats)
+            if time_limit is not None and r + 1 >= 3 and time.perf_counter() - started > time_limit:
+                break
+    return times
+
+
+def interleaved_medians(
+    fns: dict[str, Callable[[], object]],
+    repeats: int,
+    *,
+    warmup: int = 2,
+    sync: Callable[[], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+    time_limit: float | None = None,
+) -> dict[str, float]:
+    """Median seconds per call of each function; see interleaved_times."""
+    times = interleaved_times(
+        fns, repeats, warmup=warmup, sync=sync, progress=progress, clock=clock, time_limit=time_limit
+    )
+    return {name: statistics.median(ts) for name, ts in times.items()}
