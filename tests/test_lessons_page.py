@@ -1,0 +1,298 @@
+"""Lessons page: every experiment at a reduced size, the figures' labels, and each lesson rendered in AppTest."""
+
+import base64
+import json
+import math
+import shutil
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from explorer.analysis import lessons as analysis
+from explorer.analysis import rope as rope_analysis
+from explorer.analysis.model_facts import kv_cache_bytes
+from explorer.figures import lessons as figures
+from explorer.trace import trace
+from model import ModelError, bundled_models, load_model
+from training.train import init_decoder, model_config
+
+from .conftest import build_hf_model, save_hf_model
+
+ROOT = Path(__file__).resolve().parents[1]
+LESSONS = ("RMSNorm vs LayerNorm", "KV-cache memory", "SwiGLU", "RoPE", "GQA", "QK-norm")
+
+
+def array(value) -> np.ndarray:
+    """A plotly JSON array: a list, or numpy data as {"dtype", "bdata" (base64), "shape"}."""
+    if not isinstance(value, dict):
+        return np.asarray(value)
+    flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+    return flat.reshape([int(n) for n in value.get("shape", str(flat.size)).split(",")])
+
+
+@pytest.fixture(scope="module")
+def stories():
+    return load_model("stories260K")
+
+
+@pytest.fixture(scope="module")
+def tiny_pair_model():
+    """A small untrained llama of the pair's family: context 32, so that 'beyond training length' exists."""
+    return init_decoder(model_config(qk_norm=False, hidden=32, layers=1, heads=4, kv_heads=2, context=32), seed=0)
+
+
+# ---- RMSNorm vs LayerNorm ----
+
+def test_norm_timing_returns_positive_times_and_a_saving():
+    timing = analysis.time_norms(2, 8, 16, 3, repeats=2, warmup=1)
+    times = (timing.rmsnorm_ms, timing.layernorm_ms, timing.builtin_rmsnorm_ms)
+    assert all(isinstance(t, float) and t > 0 for t in times)
+    assert timing.saving == pytest.approx(1 - timing.rmsnorm_ms / timing.layernorm_ms)
+    assert timing.builtin_saving == pytest.approx(1 - timing.builtin_rmsnorm_ms / timing.layernorm_ms)
+    assert timing.saving < 1
+
+
+def test_mean_over_rms_by_hand():
+    stream = np.array([[[1.0, 1.0, 1.0, 1.0], [1.0, -1.0, 1.0, -1.0]], [[3.0, 0.0, 0.0, 1.0], [0.0, 0.0, 0.0, 0.0]]])
+    values = analysis.mean_over_rms(stream)
+    assert values.shape == (2, 2)
+    assert values[0, 0] == pytest.approx(1.0)  # all mean, nothing else: LayerNorm would remove everything
+    assert values[0, 1] == pytest.approx(0.0)  # zero mean: LayerNorm = RMSNorm
+    assert values[1, 0] == pytest.approx(1.0 / math.sqrt(10 / 4))
+    assert values[1, 1] == 0.0  # a zero vector divides by the floor, not by zero
+
+
+def test_norm_timing_bar_labels():
+    fig = figures.norm_timing_bar(["LayerNorm", "RMSNorm"], [2.0, 1.5], shape="B=1, T=2, D=3", device="cpu")
+    assert list(fig.data[0].y) == ["LayerNorm", "RMSNorm"]
+    assert fig.layout.yaxis.autorange == "reversed"
+    assert "ms" in fig.layout.xaxis.title.text and "cpu" in fig.layout.title.text
+
+
+# ---- KV cache ----
+
+def test_book_kv_numbers_equal_the_formula_exactly():
+    book = analysis.book_kv_table()
+    assert list(book["variant"]) == ["MHA", "GQA-8", "MQA"]
+    for row in book.itertuples():
+        assert row[4] == 2 * 32 * row[2] * 128 * 4096 * 2  # formula (bytes)
+        assert row[4] == kv_cache_bytes(32, row[2], 128, 4096, 2)
+    assert list(book["formula (bytes)"]) == [2 * 2**30, 2**29, 64 * 2**20]
+    assert list(book["formula"]) == ["2 GiB", "512 MiB", "64 MiB"]
+    assert list(book["claim ÷ formula"]) == [2.0, 2.0, 2.0]  # the book counts twice what one fp16 sequence needs
+
+
+def test_kv_claim_bar_is_log_scaled_and_grouped():
+    book = analysis.book_kv_table()
+    fig = figures.kv_claim_bar(list(book["variant"]), list(book["claimed (GB)"]), list(book["formula (bytes)"] / 2**30),
+                               list(book["formula"]))
+    assert fig.layout.yaxis.type == "log" and fig.layout.barmode == "group"
+    assert [d.name for d in fig.data] == ["book's claim", "formula, 1 sequence"]
+    assert list(fig.data[1].y) == [2.0, 0.5, 0.0625] and list(fig.data[1].text) == ["2 GiB", "512 MiB", "64 MiB"]
+    assert list(fig.layout.yaxis.tickvals) == [0.0625, 0.125, 0.25, 0.5, 1, 2, 4]
+
+
+def test_kv_saving_against_mha(stories):
+    mine, mha = analysis.kv_saving_against_mha(stories, 512, 4)
+    assert mine["bytes"] == kv_cache_bytes(5, 4, 8, 512, 4) and mha["bytes"] == kv_cache_bytes(5, 8, 8, 512, 4)
+    assert mha["bytes"] == 2 * mine["bytes"]  # 8 query heads over 4 KV heads
+
+
+# ---- SwiGLU ----
+
+def test_swiglu_counts_are_exact():
+    counts = analysis.MlpCounts(dim=64, intermediate=172)
+    assert counts.gelu_4d == 2 * 64 * 256 == 32768
+    assert counts.swiglu_8_3 == Fraction(32768) == counts.gelu_4d  # 3 · D · 8D/3 = 8 D², even though 3 ∤ 64
+    assert counts.swiglu_actual == 3 * 64 * 172 == 33024
+    assert counts.ratio == pytest.approx(33024 / 32768)
+
+
+def test_mlp_counts_of_the_loaded_model(stories):
+    counts = analysis.mlp_counts(stories)
+    assert (counts.dim, counts.intermediate) == (64, 172)
+    assert analysis.mlp_weights_per_layer(stories) == counts.swiglu_actual  # no MLP biases in stories260K
+
+
+def test_mlp_parameter_bar_ratios():
+    fig = figures.mlp_parameter_bar(["GELU", "SwiGLU 8/3", "SwiGLU F"], [32768, 32768.0, 33024])
+    assert list(fig.data[0].text) == ["32,768 (×1.0000)", "32,768 (×1.0000)", "33,024 (×1.0078)"]
+    assert fig.layout.yaxis.autorange == "reversed"
+
+
+# ---- RoPE ----
+
+def test_rope_shift_scores_are_equal(stories):
+    ids = torch.tensor([[1, 403, 407, 261, 378, 403, 407, 30]])
+    t = trace(stories, ids, capture=rope_analysis.capture_globs(stories.config))
+    table = analysis.shift_check(t, layer=2, head=3, m=7, n=1)
+    both = table["both shifted"].to_numpy()
+    assert table["s"].iloc[-1] <= 511 - 7 and len(table) > 5
+    assert np.abs(both - both[0]).max() < 1e-4
+    assert both[0] == pytest.approx(rope_analysis.rotated_score(t, 2, 3, 7, 1), abs=1e-4)
+    assert np.abs(table["query only shifted"].to_numpy() - both[0]).max() > 1e-3  # position does matter
+
+
+def test_context_refusal_names_the_limit(stories):
+    message = analysis.context_refusal(stories)
+    assert "513 tokens exceed" in message and "512" in message
+    with pytest.raises(ModelError):
+        stories.check_input(torch.zeros(1, 513, dtype=torch.long))
+
+
+def test_held_out_windows_are_consecutive():
+    tokens = torch.arange(50)
+    windows = analysis.held_out_windows(tokens, 8, 4)
+    assert windows.shape == (4, 9)
+    assert windows[1, 0] == 8 and windows[1, -1] == 16  # a window's last target is the next window's first input
+    assert analysis.held_out_windows(tokens, 8, 100).shape == (6, 9)
+    with pytest.raises(ValueError):
+        analysis.held_out_windows(tokens, 64, 1)
+
+
+def test_loss_by_position_has_one_loss_per_position(tiny_pair_model):
+    windows = torch.randint(3, 512, (3, 33), generator=torch.Generator().manual_seed(0))
+    own = analysis.loss_by_position(tiny_pair_model, windows)
+    larger = analysis.loss_by_position(tiny_pair_model, windows, rope_theta=40000.0)
+    assert own.shape == larger.shape == (32,)
+    assert np.isfinite(own).all() and (own > 0).all()
+    # position 0 attends to itself only, so RoPE cannot change it; later positions do change with θ
+    assert own[0] == pytest.approx(larger[0], abs=1e-5) and np.abs(own[1:] - larger[1:]).max() > 0
+    # checked against a plain forward and cross-entropy, per position
+    logits = tiny_pair_model(windows[:, :-1])
+    by_hand = torch.nn.functional.cross_entropy(logits.transpose(1, 2), windows[:, 1:], reduction="none").mean(0)
+    np.testing.assert_allclose(own, by_hand.detach().numpy(), rtol=1e-5)
+
+
+def test_extrapolation_table_compares_late_trained_positions_with_beyond():
+    losses = np.concatenate([np.full(12, 5.0), np.full(4, 2.0), np.full(16, 3.0)])  # training length 16
+    table = analysis.extrapolation_table({("m", 10000.0): losses}, training_length=16)
+    row = table.iloc[0]
+    assert (row["inside"], row["beyond"], row["change"]) == (2.0, 3.0, 1.0)
+
+
+def test_moving_average_keeps_the_length():
+    smoothed = analysis.moving_average(np.array([0.0, 3.0, 6.0, 9.0]), 3)
+    np.testing.assert_allclose(smoothed, [1.5, 3.0, 6.0, 7.5])
+
+
+def test_loss_by_position_chart_marks_the_training_length():
+    fig = figures.loss_by_position_chart({"a": np.ones(8), "b": np.zeros(8)}, training_length=4, smoothing=3)
+    assert [d.name for d in fig.data] == ["a", "b"]
+    assert fig.layout.shapes[-1].x0 == 3.5  # the dashed line between the last trained position and the first new one
+    assert [a.text for a in fig.layout.annotations] == ["positions never seen in training", "training length 4"]
+    assert "position" in fig.layout.xaxis.title.text and "nats, 3-position" in fig.layout.yaxis.title.text
+
+
+# ---- the page ----
+
+@pytest.fixture
+def page():  # function scope: conftest's navigation_every_run must be in place before the app first runs
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.run()
+    at.switch_page("pages/lessons.py")
+    at.run()
+    return at
+
+
+def chart_titles(at: AppTest) -> list[str]:
+    return [json.loads(c.proto.spec)["layout"].get("title", {}).get("text", "") for c in at.get("plotly_chart")]
+
+
+def show(at: AppTest, lesson: str) -> AppTest:
+    at.radio(key="view.lessons.lesson").set_value(lesson)
+    at.run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+def test_page_opens_on_the_norm_lesson(page):
+    assert not page.exception
+    assert page.radio(key="view.lessons.lesson").value == LESSONS[0]
+    assert any("LayerNorm would subtract" in h.value for h in page.subheader)
+    assert any(t.startswith("Mean of each residual vector") for t in chart_titles(page))
+
+
+def test_norm_lesson_times_on_a_button(page, monkeypatch):
+    show(page, LESSONS[0])
+    fake = analysis.NormTiming(rmsnorm_ms=3.0, layernorm_ms=2.0, builtin_rmsnorm_ms=1.8)
+    calls = []
+    monkeypatch.setattr(analysis, "time_norms", lambda *a, **k: calls.append(k) or fake)
+    next(b for b in page.button if b.label.startswith("Time both")).click().run()
+    assert not page.exception and calls and calls[0]["batch"] == 8 and calls[0]["dim"] == 512
+    assert [m.value for m in page.metric] == ["2 ms", "3 ms", "1.8 ms"]
+    assert any("**-50.0%**" in m.value for m in page.markdown)  # slower: the page says so with the sign
+
+
+def test_each_lesson_renders(page):
+    seen = {}
+    for lesson in LESSONS:
+        show(page, lesson)
+        seen[lesson] = chart_titles(page)
+        assert lesson.split()[0] in page.header[0].value
+    assert any(t.startswith("KV cache at 4,096 tokens") for t in seen["KV-cache memory"])
+    assert any(t.startswith("KV-cache memory:") for t in seen["KV-cache memory"])
+    assert any(t.startswith("Parameters of one MLP block") for t in seen["SwiGLU"])
+    assert any(t.startswith("Layer 0: distribution") for t in seen["SwiGLU"])
+    assert any(t.startswith("Same q and k moved") for t in seen["RoPE"])
+    assert any(t.startswith("Attention patterns of layer 0") for t in seen["GQA"])
+    assert seen["QK-norm"] == []
+
+
+def test_kv_lesson_says_the_book_is_twice_the_formula(page):
+    show(page, "KV-cache memory")
+    assert any("factor of 2" in w.value and "2 GiB, 512 MiB, 64 MiB" in w.value for w in page.warning)
+    assert any("= **536,870,912 bytes (512 MiB)**" in m.value for m in page.markdown)  # the GQA-8 default
+    page.number_input(key="view.lessons.kv_batch").set_value(2).run()
+    assert any("= **1,073,741,824 bytes (1 GiB)**" in m.value for m in page.markdown)
+    page.number_input(key="view.lessons.kv_kv_heads").set_value(5).run()
+    assert not page.exception and any("cannot be shared evenly" in e.value for e in page.error)
+    page.number_input(key="view.lessons.kv_kv_heads").set_value(8).run()
+
+
+def test_rope_lesson_controls_change_the_scores(page):
+    show(page, "RoPE")
+    first = next(m.value for m in page.markdown if m.value.startswith("**Measured:** this head"))
+    page.selectbox(key="view.lessons.rope_head").set_value(5).run()
+    second = next(m.value for m in page.markdown if m.value.startswith("**Measured:** this head"))
+    assert not page.exception and first != second and "The claim holds" in second
+    if {"pair-llama", "pair-qwen3"} <= set(bundled_models()):
+        chart = next(json.loads(c.proto.spec) for c in page.get("plotly_chart")
+                     if "Loss at each position" in json.loads(c.proto.spec)["layout"]["title"]["text"])
+        assert len(chart["data"]) == 4 and all(len(array(d["y"])) == 256 for d in chart["data"])
+        assert any(m.value.startswith("**Measured:** with their own θ") for m in page.markdown)
+    else:
+        assert any("not in model/bundled yet" in i.value for i in page.info)
+
+
+def test_gqa_lesson_reports_the_group_saving(page):
+    show(page, "GQA")
+    assert any("**2× smaller**" in m.value for m in page.markdown)
+    page.slider(key="view.lessons.gqa_layer").set_value(3).run()
+    assert not page.exception and any(t.startswith("Attention patterns of layer 3") for t in chart_titles(page))
+
+
+@pytest.mark.parametrize("variant", ["qwen3-qknorm", "llama-linear-mha-tied"])
+def test_every_lesson_renders_for_other_families(tmp_path, variant):
+    """A tiny random Qwen3 (QK-norm, head_dim 32) and a Llama with MHA and linear RoPE scaling, with the bundled
+    tokenizer (vocab 512)."""
+    folder = save_hf_model(build_hf_model(variant, vocab_size=512), tmp_path / variant)
+    shutil.copy(ROOT / "model" / "bundled" / "stories260K" / "tokenizer.json", folder)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.run()
+    at.selectbox(key="model_choice").set_value("Hub repo id or local folder…").run()
+    at.text_input(key="model_custom").set_value(str(folder)).run()
+    at.switch_page("pages/lessons.py")
+    at.run()
+    for lesson in LESSONS:
+        show(at, lesson)
+        markdown = " ".join(m.value for m in at.markdown)
+        if lesson == "GQA":
+            assert ("is itself multi-head attention" in markdown) == (variant == "llama-linear-mha-tied")
+        if lesson == "QK-norm":
+            assert ("The loaded model uses QK-norm." in markdown) == (variant == "qwen3-qknorm")
