@@ -3,7 +3,7 @@
 import streamlit as st
 
 from explorer.analysis.attention import head_label, head_summaries, layer_heads, pattern_by_group
-from explorer.app_state import current
+from explorer.app_state import current, show
 from explorer.figures.attention import head_grid, head_matrix, head_summary_heatmap
 
 session = current()
@@ -35,8 +35,9 @@ def head_views() -> None:
     keep_in_range("view.attention.layer", n_layers)
     layer = st.slider("Layer", 0, n_layers - 1, key="view.attention.layer") if n_layers > 1 else 0
     st.subheader(f"Every head of layer {layer}")
-    st.plotly_chart(head_grid(pattern_by_group(t, layer), tokens,
-                              title=f"Attention patterns of layer {layer}, one row per shared KV head"))
+    show(head_grid(pattern_by_group(t, layer), tokens,
+                   title=f"Attention patterns of layer {layer}, one row per shared KV head"),
+         key="attention.layer_heads")
     one_head(layer)
 
 
@@ -54,8 +55,8 @@ def one_head(layer: int) -> None:
     pattern, scores = layer_heads(t, layer)
     use_scores = shown.startswith("scores")
     what = "scores before softmax" if use_scores else "attention pattern"
-    st.plotly_chart(head_matrix(scores[head] if use_scores else pattern[head], tokens, scores=use_scores,
-                                title=f"Layer {layer}, {head_label(head, G)}: {what}"))
+    show(head_matrix(scores[head] if use_scores else pattern[head], tokens, scores=use_scores,
+                     title=f"Layer {layer}, {head_label(head, G)}: {what}"), key="attention.head")
 
 
 head_views()
@@ -72,11 +73,13 @@ else:
     )
     summaries = head_summaries(t)
     Hkv = config.num_key_value_heads
-    for column, figure in zip(st.columns(3), [
-        head_summary_heatmap(summaries["entropy"], Hkv, title="Mean attention entropy", value_name="nats", zmin=0),
-        head_summary_heatmap(summaries["first token"], Hkv, title="Mean attention to the first token",
-                             value_name="weight", zmin=0, zmax=1),
-        head_summary_heatmap(summaries["previous token"], Hkv, title="Mean attention to the previous token",
-                             value_name="weight", zmin=0, zmax=1),
-    ]):
-        column.plotly_chart(figure)
+    for column, (name, figure) in zip(st.columns(3), {
+        "entropy": head_summary_heatmap(summaries["entropy"], Hkv, title="Mean attention entropy",
+                                        value_name="nats", zmin=0),
+        "first_token": head_summary_heatmap(summaries["first token"], Hkv, title="Mean attention to the first token",
+                                            value_name="weight", zmin=0, zmax=1),
+        "previous_token": head_summary_heatmap(summaries["previous token"], Hkv,
+                                               title="Mean attention to the previous token", value_name="weight",
+                                               zmin=0, zmax=1),
+    }.items()):
+        show(figure, key=f"attention.{name}", container=column)

@@ -1,5 +1,6 @@
 """Llama vs Qwen3: two models on the same prompt, around QK-norm, and QK-norm switched off or added by an edit."""
 
+import re
 from dataclasses import dataclass
 
 import streamlit as st
@@ -8,7 +9,7 @@ import torch
 from explorer.analysis import compare
 from explorer.analysis.attention import head_label, layer_heads
 from explorer.analysis.model_facts import top_next_tokens
-from explorer.app_state import ModelChoice, current, load, trace_model
+from explorer.app_state import ModelChoice, current, load, show, trace_model
 from explorer.figures import compare as figures
 from explorer.figures.attention import head_matrix
 from explorer.figures.common import DIVERGING, token_heatmap
@@ -85,6 +86,11 @@ def open_side(slot: str, source: str) -> Side:
     return Side(slot, source, choice, model, tokenizer, ids, t)
 
 
+def slug(name: str) -> str:
+    """A metric's name fit for a chart key, which also names the export files: "largest |score|" -> "largest_score"."""
+    return "_".join(re.findall(r"\w+", name))
+
+
 def keep_in(key: str, options: list, default) -> None:
     """A remembered control value that another model made invalid starts over at `default`."""
     value = st.session_state.get(key)
@@ -120,15 +126,15 @@ def aligned_layer_panels() -> None:
     stages = [compare.qk_norm_stages(a.trace, layer_a), compare.qk_norm_stages(b.trace, layer_b)]
     y_range = figures.norm_range([lengths for s in stages for pair in s.values() for lengths in pair])
     for column, side, layer, side_stages in zip(st.columns(2), (a, b), (layer_a, layer_b), stages):
-        column.plotly_chart(figures.qk_norm_boxes(side_stages, side.model.config.group_size, y_range=y_range,
-                                                  title=f"{side.name}, layer {layer}: ‖q‖ and ‖k‖ over tokens"),
-                            key=f"compare.{side.slot}.lengths")
+        show(figures.qk_norm_boxes(side_stages, side.model.config.group_size, y_range=y_range,
+                                   title=f"{side.name}, layer {layer}: ‖q‖ and ‖k‖ over tokens"),
+             key=f"compare.{side.slot}.lengths", container=column)
         gains = compare.qk_norm_gains(side.model, layer)
         if gains is None:
             column.caption(f"{side.name} has no QK-norm, so no learned gains: RoPE turns q and k as projected.")
         else:
-            column.plotly_chart(figures.gain_lines(*gains, title=f"{side.name}, layer {layer}: learned QK-norm gains"),
-                                key=f"compare.{side.slot}.gains")
+            show(figures.gain_lines(*gains, title=f"{side.name}, layer {layer}: learned QK-norm gains"),
+                 key=f"compare.{side.slot}.gains", container=column)
 
 
 aligned_layer_panels()
@@ -148,15 +154,16 @@ else:
     for column, metric, title, unit in zip(st.columns(3), compare.LAYER_METRICS, [
         "Largest |attention score| per layer", "Mean attention entropy per layer", "Mean attention to the first token"
     ], ["|q·k/√dh| (no unit)", "entropy (nats)", "attention weight (0…1)"]):
-        column.plotly_chart(figures.layer_lines({a.name: (x_a, metrics_a[metric]), b.name: (x_b, metrics_b[metric])},
-                                                title=title, x_title=x_title, y_title=unit))
+        show(figures.layer_lines({a.name: (x_a, metrics_a[metric]), b.name: (x_b, metrics_b[metric])},
+                                 title=title, x_title=x_title, y_title=unit),
+             key=f"compare.{slug(metric)}", container=column)
 
 st.subheader("What each model predicts next")
 for column, side in zip(st.columns(2), (a, b)):
     ids, probs = top_next_tokens(side.trace["logits"][0, -1], 10)
     column.markdown(f"**{side.name}**")
-    column.plotly_chart(top_k_bar(side.tokenizer.tokens(ids), probs, position_token=side.tokens[-1]),
-                        key=f"compare.{side.slot}.next")
+    show(top_k_bar(side.tokenizer.tokens(ids), probs, position_token=side.tokens[-1]),
+         key=f"compare.{side.slot}.next", container=column)
 
 
 @st.fragment
@@ -186,21 +193,20 @@ def ablation_view(side: Side) -> None:
     p_edited = compare.next_token_probabilities(edited["logits"])
     candidates = compare.changed_candidates(p_unedited, p_edited, 8)
     left, right = st.columns(2)
-    left.plotly_chart(figures.next_token_change(side.tokenizer.tokens(candidates.tolist()), p_unedited[candidates],
-                                                p_edited[candidates], edit_name=edit_name,
-                                                position_token=side.tokens[-1]), key=f"compare.{slot}.change")
-    right.plotly_chart(figures.kl_by_position_bar(kl, side.tokens, title="KL(unedited ‖ edited) at every position"),
-                       key=f"compare.{slot}.kl")
+    show(figures.next_token_change(side.tokenizer.tokens(candidates.tolist()), p_unedited[candidates],
+                                   p_edited[candidates], edit_name=edit_name, position_token=side.tokens[-1]),
+         key=f"compare.{slot}.change", container=left)
+    show(figures.kl_by_position_bar(kl, side.tokens, title="KL(unedited ‖ edited) at every position"),
+         key=f"compare.{slot}.kl", container=right)
     if len(side.ids) >= 2:
         depth = list(map(float, layers))
         before, after = compare.layer_metrics(side.trace), compare.layer_metrics(edited)
         for column, metric, title, unit in zip(st.columns(2), ["entropy", "largest |score|"],
                                                ["Mean attention entropy per layer", "Largest |attention score| per layer"],
                                                ["entropy (nats)", "|q·k/√dh| (no unit)"]):
-            column.plotly_chart(figures.layer_lines({"unedited": (depth, before[metric]),
-                                                     edit_name: (depth, after[metric])},
-                                                    title=title, x_title="layer", y_title=unit),
-                                key=f"compare.{slot}.{metric}")
+            show(figures.layer_lines({"unedited": (depth, before[metric]), edit_name: (depth, after[metric])},
+                                     title=title, x_title="layer", y_title=unit),
+                 key=f"compare.{slot}.{slug(metric)}", container=column)
 
     st.markdown("**One head, unedited and edited.** Rows are queries, columns keys.")
     chosen = sorted(chosen)
@@ -217,14 +223,13 @@ def ablation_view(side: Side) -> None:
     unedited_pattern, edited_pattern = layer_heads(side.trace, layer)[0][head], layer_heads(edited, layer)[0][head]
     where = f"layer {layer}, {head_label(head, config.group_size)}"
     if view == "difference":
-        st.plotly_chart(token_heatmap(edited_pattern - unedited_pattern, side.tokens, side.tokens,
-                                      value_name="Δ weight", colorscale=DIVERGING, zmid=0,
-                                      title=f"Edited − unedited attention weight: {where}"),
-                        key=f"compare.{slot}.pattern.difference")
+        show(token_heatmap(edited_pattern - unedited_pattern, side.tokens, side.tokens, value_name="Δ weight",
+                           colorscale=DIVERGING, zmid=0, title=f"Edited − unedited attention weight: {where}"),
+             key=f"compare.{slot}.pattern.difference")
         return
     for column, (name, pattern) in zip(st.columns(2), {"unedited": unedited_pattern, "edited": edited_pattern}.items()):
-        column.plotly_chart(head_matrix(pattern, side.tokens, scores=False, title=f"{name.capitalize()}: {where}"),
-                            key=f"compare.{slot}.pattern.{name}")
+        show(head_matrix(pattern, side.tokens, scores=False, title=f"{name.capitalize()}: {where}"),
+             key=f"compare.{slot}.pattern.{name}", container=column)
 
 
 st.subheader("Ablations: QK-norm off, QK-norm on")

@@ -8,8 +8,9 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from explorer.app_state import ensure_router
-from explorer.figures.lab import logit_chart, loss_chart, run_summary, summary_rows, what_happened
+from explorer.analysis.lab import run_summary, summary_rows, what_happened
+from explorer.app_state import ensure_router, show
+from explorer.figures.lab import logit_chart, loss_chart
 from training.corpus import CORPUS_FILE, load_corpus
 from training.train import TrainSettings, init_decoder, model_config, train
 
@@ -92,15 +93,17 @@ progress_slot, loss_slot, logit_slot = st.empty(), st.empty(), st.empty()
 draws = itertools.count()  # a fresh chart key for every redraw: Streamlit refuses two equal elements in one run
 
 
-def draw(runs: dict[str, list[dict]], total_steps: int) -> None:
+def draw_live(runs: dict[str, list[dict]]) -> None:
+    """The charts so far, while training runs. A placeholder holds one element, so the live redraws are bare
+    charts; the finished run's charts below replace them with their Export menus."""
     n = next(draws)
-    loss_slot.plotly_chart(loss_chart(runs, total_steps), key=f"lab.loss.{n}")
-    logit_slot.plotly_chart(logit_chart(runs, total_steps), key=f"lab.logit.{n}")
+    loss_slot.plotly_chart(loss_chart(runs, steps), key=f"lab.loss.{n}")
+    logit_slot.plotly_chart(logit_chart(runs, steps), key=f"lab.logit.{n}")
 
 
 if start:
     began = time.monotonic()
-    runs = train_both(settings, lambda partial: draw(partial, steps), progress_slot)
+    runs = train_both(settings, draw_live, progress_slot)
     st.session_state[RESULT] = {"lr": lr, "steps": steps, "runs": runs, "seconds": time.monotonic() - began}
 
 result = st.session_state.get(RESULT)
@@ -112,7 +115,9 @@ if result is None:
 if (result["lr"], result["steps"]) != (lr, steps):
     progress_slot.caption("These charts show the last run; press **Train both models** to train with the new "
                           "settings.")
-draw(result["runs"], result["steps"])
+# A container fills a placeholder as one element, with room for the chart and its Export menu.
+show(loss_chart(result["runs"], result["steps"]), key="lab.loss", container=loss_slot.container())
+show(logit_chart(result["runs"], result["steps"]), key="lab.logit", container=logit_slot.container())
 st.caption("At step 0 the two models' logits already differ: freshly initialised weights are small, so the "
            "Llama's q and k are short, while QK-norm rescales every q and k to length √dh before the dot product.")
 st.subheader(f"What happened at learning rate {result['lr']:g} over {result['steps']} steps")

@@ -10,7 +10,7 @@ from explorer.analysis import norms as norms_analysis
 from explorer.analysis import rope as rope_analysis
 from explorer.analysis import swiglu as swiglu_analysis
 from explorer.analysis.attention import pattern_by_group
-from explorer.app_state import current
+from explorer.app_state import current, show
 from explorer.figures import lessons as figures
 from explorer.figures.attention import head_grid
 from explorer.figures.model import kv_cache_bar
@@ -72,12 +72,14 @@ def norm_lesson() -> None:
     claim("RMSNorm saves 7–10% of compute over LayerNorm.")
     timing_experiment()
     st.subheader("In the loaded model: what LayerNorm would subtract")
-    st.caption("Each cell is the mean of a residual vector divided by its RMS, at the input of every block and after "
-               "the last. Where it is near 0, subtracting the mean (the step LayerNorm adds) would change little; a "
-               "model trained with RMSNorm simply learns to work with whatever mean its vectors carry.")
+    st.caption(
+        "Each cell is the mean of a residual vector divided by its RMS, at the input of every block and after "
+        "the last. Where it is near 0, subtracting the mean (the step LayerNorm adds) would change little; a "
+        "model trained with RMSNorm simply learns to work with whatever mean its vectors carry."
+    )
     t = session.trace(norms_analysis.capture_names(L))
     stream, depths = norms_analysis.residual_stream(t)
-    st.plotly_chart(figures.mean_over_rms_heatmap(analysis.mean_over_rms(stream), depths, tokens))
+    show(figures.mean_over_rms_heatmap(analysis.mean_over_rms(stream), depths, tokens), key="lessons.norm_scale")
 
 
 @st.fragment
@@ -85,26 +87,41 @@ def timing_experiment() -> None:
     device, dtype = model.device, model.dtype
     shape = f"B={NORM_SIZE['batch']}, T={NORM_SIZE['tokens']}, D={NORM_SIZE['dim']}"
     where = f"{device.type} ({str(dtype).removeprefix('torch.')})"
-    if st.button(f"Time both on {where}: {shape}, {NORM_SIZE['iterations']} forwards × 3 repeats",
-                 icon=":material/timer:"):
+    if st.button(
+        f"Time both on {where}: {shape}, {NORM_SIZE['iterations']} forwards × 3 repeats", icon=":material/timer:"
+    ):
         with st.spinner("Timing… (the whole run takes a few seconds to half a minute on a CPU)"):
-            st.session_state["lessons.norm_timing"] = (where, analysis.time_norms(**NORM_SIZE, device=device,
-                                                                                   dtype=dtype))
+            st.session_state["lessons.norm_timing"] = (
+                where,
+                analysis.time_norms(**NORM_SIZE, device=device, dtype=dtype),
+            )
     measured = st.session_state.get("lessons.norm_timing")
     if measured is None or measured[0] != where:
-        st.caption("Press the button to measure on the sidebar's device (10 untimed warm-up forwards first; the "
-                   "median of three repeats is shown).")
+        st.caption(
+            "Press the button to measure on the sidebar's device (10 untimed warm-up forwards first; the "
+            "median of three repeats is shown)."
+        )
         return
     timing = measured[1]
     left, middle, right = st.columns(3)
     left.metric("torch.nn.LayerNorm", f"{timing.layernorm_ms:.3g} ms")
-    middle.metric("model.norm.RMSNorm (this project)", f"{timing.rmsnorm_ms:.3g} ms",
-                  delta=f"{timing.saving:+.1%} saved")
-    right.metric("torch.nn.RMSNorm (PyTorch's built-in)", f"{timing.builtin_rmsnorm_ms:.3g} ms",
-                 delta=f"{timing.builtin_saving:+.1%} saved")
-    st.plotly_chart(figures.norm_timing_bar(
-        ["torch.nn.LayerNorm", "model.norm.RMSNorm (project)", "torch.nn.RMSNorm (built-in)"],
-        [timing.layernorm_ms, timing.rmsnorm_ms, timing.builtin_rmsnorm_ms], shape=shape, device=where))
+    middle.metric(
+        "model.norm.RMSNorm (this project)", f"{timing.rmsnorm_ms:.3g} ms", delta=f"{timing.saving:+.1%} saved"
+    )
+    right.metric(
+        "torch.nn.RMSNorm (PyTorch's built-in)",
+        f"{timing.builtin_rmsnorm_ms:.3g} ms",
+        delta=f"{timing.builtin_saving:+.1%} saved",
+    )
+    show(
+        figures.norm_timing_bar(
+            ["torch.nn.LayerNorm", "model.norm.RMSNorm (project)", "torch.nn.RMSNorm (built-in)"],
+            [timing.layernorm_ms, timing.rmsnorm_ms, timing.builtin_rmsnorm_ms],
+            shape=shape,
+            device=where,
+        ),
+        key="lessons.norm_timing",
+    )
     verdict = "within" if 0.07 <= timing.saving <= 0.10 else "outside"
     st.markdown(
         f"**Measured:** the project's RMSNorm saves **{timing.saving:.1%}** of LayerNorm's time here "
@@ -132,29 +149,52 @@ def kv_lesson() -> None:
         "**bytes = 2 (K and V) · layers · KV heads · head_dim · tokens · bytes per value**. Multi-head attention "
         "(MHA) keeps one KV head per query head; grouped-query (GQA) and multi-query attention (MQA) share them."
     )
-    claim("A 7B model (32 layers, 32 heads, head_dim 128) at 4K tokens in fp16 needs about 4 GB with MHA, 1 GB with "
-          "GQA-8 and 0.125 GB with MQA.")
+    claim(
+        "A 7B model (32 layers, 32 heads, head_dim 128) at 4K tokens in fp16 needs about 4 GB with MHA, 1 GB with "
+        "GQA-8 and 0.125 GB with MQA."
+    )
     book = analysis.book_kv_table()
     left, right = st.columns(2)
-    left.dataframe(book.drop(columns="formula (bytes)"), hide_index=True, width="stretch",
-                   column_config={"claim ÷ formula": st.column_config.NumberColumn(format="%.2f ×")})
-    right.plotly_chart(figures.kv_claim_bar(list(book["variant"]), list(book["claimed (GB)"]),
-                                            list(book["formula (bytes)"] / 2**30), list(book["formula"])))
+    left.dataframe(
+        book.drop(columns="formula (bytes)"),
+        hide_index=True,
+        width="stretch",
+        column_config={"claim ÷ formula": st.column_config.NumberColumn(format="%.2f ×")},
+    )
+    show(
+        figures.kv_claim_bar(
+            list(book["variant"]),
+            list(book["claimed (GB)"]),
+            list(book["formula (bytes)"] / 2**30),
+            list(book["formula"]),
+        ),
+        key="lessons.kv_claim",
+        container=right,
+    )
     ratio = book["claim ÷ formula"].iloc[0]
     st.warning(
         f"**The formula disagrees with the book by a factor of {ratio:g}:** for one sequence of 4,096 tokens in fp16 "
         f"it gives {', '.join(book['formula'])}, half of each claimed number (reading the book's GB as 2³⁰ bytes; as "
         "10⁹ bytes the gap is 1.86×). The book's numbers would hold for **two sequences** (batch 2), for values "
         "stored in **fp32** (4 bytes each), or for 8,192 tokens. The ratios between the variants (MHA : GQA-8 : "
-        "MQA = 32 : 8 : 1) are right either way.", icon=":material/rule:")
+        "MQA = 32 : 8 : 1) are right either way.",
+        icon=":material/rule:",
+    )
 
     st.subheader(f"The loaded model: {session.choice.source}")
     per_value_dtype = config.dtype if config.dtype in facts.BYTES_PER_VALUE else "bfloat16"
     context = config.max_position_embeddings
     rows = facts.kv_cache_variants(config, context, facts.BYTES_PER_VALUE[per_value_dtype])
-    st.plotly_chart(kv_cache_bar([r["label"] for r in rows], [r["bytes"] for r in rows],
-                                 [facts.format_bytes(r["bytes"]) for r in rows], [r["this_model"] for r in rows],
-                                 subtitle=f"{context:,} tokens (its full context), 1 sequence, {per_value_dtype}"))
+    show(
+        kv_cache_bar(
+            [r["label"] for r in rows],
+            [r["bytes"] for r in rows],
+            [facts.format_bytes(r["bytes"]) for r in rows],
+            [r["this_model"] for r in rows],
+            subtitle=f"{context:,} tokens (its full context), 1 sequence, {per_value_dtype}",
+        ),
+        key="lessons.kv_model",
+    )
     kv_calculator()
 
 
@@ -166,18 +206,29 @@ def kv_calculator() -> None:
         st.session_state.setdefault(f"view.lessons.kv_{name}", value)
     remembered("view.lessons.kv_dtype", list(facts.BYTES_PER_VALUE), "float16")
     columns = st.columns(7)
-    labels = dict(layers="Layers", heads="Query heads", kv_heads="KV heads", head_dim="head_dim",
-                  tokens="Tokens", batch="Sequences (batch)")
-    values = {name: column.number_input(label, min_value=1, step=1, key=f"view.lessons.kv_{name}")
-              for column, (name, label) in zip(columns, labels.items())}
+    labels = dict(
+        layers="Layers",
+        heads="Query heads",
+        kv_heads="KV heads",
+        head_dim="head_dim",
+        tokens="Tokens",
+        batch="Sequences (batch)",
+    )
+    values = {
+        name: column.number_input(label, min_value=1, step=1, key=f"view.lessons.kv_{name}")
+        for column, (name, label) in zip(columns, labels.items())
+    }
     dtype = columns[-1].selectbox("Stored as", list(facts.BYTES_PER_VALUE), key="view.lessons.kv_dtype")
     if values["heads"] % values["kv_heads"]:
-        st.error(f"{values['heads']} query heads cannot be shared evenly by {values['kv_heads']} KV heads: choose a "
-                 "number of KV heads that divides the number of query heads.")
+        st.error(
+            f"{values['heads']} query heads cannot be shared evenly by {values['kv_heads']} KV heads: choose a "
+            "number of KV heads that divides the number of query heads."
+        )
         return
     per_value = facts.BYTES_PER_VALUE[dtype]
-    total = facts.kv_cache_bytes(values["layers"], values["kv_heads"], values["head_dim"], values["tokens"],
-                                 per_value, values["batch"])
+    total = facts.kv_cache_bytes(
+        values["layers"], values["kv_heads"], values["head_dim"], values["tokens"], per_value, values["batch"]
+    )
     kind = facts.attention_kind(values["heads"], values["kv_heads"])
     group = values["heads"] // values["kv_heads"]
     st.markdown(
@@ -215,26 +266,39 @@ def swiglu_lesson() -> None:
         f"- counted from the loaded weights: **{analysis.mlp_weights_per_layer(model):,}** per layer"
         + (" (biases included)" if config.mlp_bias else "")
     )
-    left.caption("The claim holds exactly for F = 8/3 · D. Real models round F (to a multiple of 4, 64 or 256, good "
-                 "for the hardware), so their MLP is a little larger or smaller than the 4 · D one.")
-    right.plotly_chart(figures.mlp_parameter_bar(
-        [f"GELU, hidden 4·D = {4 * D:,}", f"SwiGLU, hidden 8/3·D = {exact_hidden:,.2f}",
-         f"SwiGLU, this model's F = {F:,}"],
-        [counts.gelu_4d, float(counts.swiglu_8_3), counts.swiglu_actual]))
+    left.caption(
+        "The claim holds exactly for F = 8/3 · D. Real models round F (to a multiple of 4, 64 or 256, good "
+        "for the hardware), so their MLP is a little larger or smaller than the 4 · D one."
+    )
+    show(
+        figures.mlp_parameter_bar(
+            [
+                f"GELU, hidden 4·D = {4 * D:,}",
+                f"SwiGLU, hidden 8/3·D = {exact_hidden:,.2f}",
+                f"SwiGLU, this model's F = {F:,}",
+            ],
+            [counts.gelu_4d, float(counts.swiglu_8_3), counts.swiglu_actual],
+        ),
+        key="lessons.mlp_parameters",
+        container=right,
+    )
     gate_histograms()
 
 
 @st.fragment
 def gate_histograms() -> None:
     st.subheader("In the loaded model: what the gate lets through")
-    st.caption("silu(gate) is the factor each neuron's up value is multiplied by: a peak at 0 means the gate shuts "
-               "many neurons for most tokens, a long positive tail means it lets a few pass strongly.")
+    st.caption(
+        "silu(gate) is the factor each neuron's up value is multiplied by: a peak at 0 means the gate shuts "
+        "many neurons for most tokens, a long positive tail means it lets a few pass strongly."
+    )
     t = session.trace(swiglu_analysis.capture_names(L))
     remembered("view.lessons.swiglu_layer", range(L), 0)
     layer = st.slider("Layer", 0, L - 1, key="view.lessons.swiglu_layer") if L > 1 else 0
-    histograms = {name: swiglu_analysis.histogram(swiglu_analysis.mlp_values(t, layer, name))
-                  for name in ("act", "up", "hidden")}
-    st.plotly_chart(distributions_figure(histograms, layer))
+    histograms = {
+        name: swiglu_analysis.histogram(swiglu_analysis.mlp_values(t, layer, name)) for name in ("act", "up", "hidden")
+    }
+    show(distributions_figure(histograms, layer), key="lessons.gate_histograms")
 
 
 # ---------------------------------------------------------------- RoPE
@@ -248,8 +312,10 @@ def rope_lesson() -> None:
         "frequency, fast for the first pairs, slow for the last). A rotation keeps lengths, and turning q by m·ω and "
         "k by n·ω changes their dot product only through the difference m − n."
     )
-    claim("q·k depends only on the relative offset: the same q and k placed at (m, n) and at (m + s, n + s) give "
-          "the same score.")
+    claim(
+        "q·k depends only on the relative offset: the same q and k placed at (m, n) and at (m + s, n + s) give "
+        "the same score."
+    )
     relative_offset()
     claim("RoPE extrapolates better beyond the training length.")
     extrapolation()
@@ -271,10 +337,16 @@ def relative_offset() -> None:
     both = table["both shifted"].to_numpy()
     spread = float(np.abs(both - both[0]).max())
     left, right = st.columns(2)
-    left.plotly_chart(shift_figure(table["s"].to_numpy(), {c: table[c].to_numpy()
-                                                            for c in ("both shifted", "query only shifted")}))
-    right.dataframe(table, hide_index=True, column_config={c: st.column_config.NumberColumn(format="%.6f")
-                                                           for c in ("both shifted", "query only shifted")})
+    show(
+        shift_figure(table["s"].to_numpy(), {c: table[c].to_numpy() for c in ("both shifted", "query only shifted")}),
+        key="lessons.rope_shift",
+        container=left,
+    )
+    right.dataframe(
+        table,
+        hide_index=True,
+        column_config={c: st.column_config.NumberColumn(format="%.6f") for c in ("both shifted", "query only shifted")},
+    )
     st.markdown(
         f"**Measured:** this head's own q and k (before RoPE), rotated with model/rope.py as if they sat at "
         f"(m + s, n + s), score **{both[0]:.6f}** for every shift up to s = {int(table['s'].iloc[-1]):,}, the largest "
@@ -310,21 +382,41 @@ def extrapolation() -> None:
     )
     missing = [name for name in PAIR if name not in bundled_models()]
     if missing:
-        st.info(f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not in model/bundled yet: create "
-                "the pair with `python -m training.train_pair`, then reload this page.")
+        st.info(
+            f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not in model/bundled yet: create "
+            "the pair with `python -m training.train_pair`, then reload this page."
+        )
         return
     curves = pair_losses(session.choice.device)
     by_theta = sorted(curves.items(), key=lambda item: item[0][1])  # both models at one θ, then at the other
-    st.plotly_chart(figures.loss_by_position_chart(
-        {f"{name}, θ = {theta:,.0f}": analysis.moving_average(losses, LOSS_SMOOTHING)
-         for (name, theta), losses in by_theta}, length, smoothing=LOSS_SMOOTHING))
+    show(
+        figures.loss_by_position_chart(
+            {
+                f"{name}, θ = {theta:,.0f}": analysis.moving_average(losses, LOSS_SMOOTHING)
+                for (name, theta), losses in by_theta
+            },
+            length,
+            smoothing=LOSS_SMOOTHING,
+        ),
+        key="lessons.rope_extrapolation",
+    )
     table = analysis.extrapolation_table(curves, length)
-    shown = table.rename(columns={"inside": f"mean loss, positions {length * 3 // 4}–{length - 1}",
-                                  "beyond": f"mean loss, positions {length}–{2 * length - 1}",
-                                  "change": "change beyond (nats)"})
-    st.dataframe(shown, hide_index=True, column_config={"RoPE θ": st.column_config.NumberColumn(format="localized")}
-                 | {c: st.column_config.NumberColumn(format="%+.3f" if c.startswith("change") else "%.3f")
-                    for c in shown.columns[2:]})
+    shown = table.rename(
+        columns={
+            "inside": f"mean loss, positions {length * 3 // 4}–{length - 1}",
+            "beyond": f"mean loss, positions {length}–{2 * length - 1}",
+            "change": "change beyond (nats)",
+        }
+    )
+    st.dataframe(
+        shown,
+        hide_index=True,
+        column_config={"RoPE θ": st.column_config.NumberColumn(format="localized")}
+        | {
+            c: st.column_config.NumberColumn(format="%+.3f" if c.startswith("change") else "%.3f")
+            for c in shown.columns[2:]
+        },
+    )
     st.markdown(extrapolation_verdict(table))
 
 
@@ -336,10 +428,12 @@ def extrapolation_verdict(table: pd.DataFrame) -> str:
     def changes(rows: pd.DataFrame) -> str:
         return ", ".join(f"{r.change:+.3f} nats ({r.model})" for r in rows.itertuples())
 
-    verdict = ("the loss does not rise beyond the training length: at twice that length, RoPE extrapolates here"
-               if own["change"].max() <= 0 else
-               "the loss rises on positions never seen in training: with the θ it was trained with, RoPE does not "
-               "extrapolate here")
+    verdict = (
+        "the loss does not rise beyond the training length: at twice that length, RoPE extrapolates here"
+        if own["change"].max() <= 0
+        else "the loss rises on positions never seen in training: with the θ it was trained with, RoPE does not "
+        "extrapolate here"
+    )
     inside_cost = (larger["inside"].to_numpy() - own["inside"].to_numpy()).max()
     return (
         f"**Measured:** with their own θ ({own_theta:,.0f}), from the last quarter of the trained positions to the "
@@ -365,20 +459,28 @@ def gqa_lesson() -> None:
         f"This model has {config.num_attention_heads} query heads and {config.num_key_value_heads} KV heads "
         f"(G = {G}); below, each row of maps is one group."
     )
-    claim("GQA shrinks the KV cache by the number of query heads per KV head, compared with multi-head attention "
-          "of the same size.")
+    claim(
+        "GQA shrinks the KV cache by the number of query heads per KV head, compared with multi-head attention "
+        "of the same size."
+    )
     context = config.max_position_embeddings
     per_value_dtype = config.dtype if config.dtype in facts.BYTES_PER_VALUE else "bfloat16"
     mine, mha = analysis.kv_saving_against_mha(model, context, facts.BYTES_PER_VALUE[per_value_dtype])
-    measured = (f"**Measured with the formula:** at its full context of {context:,} tokens in {per_value_dtype}, this "
-                f"model's KV cache takes **{facts.format_bytes(mine['bytes'])}** per sequence")
+    measured = (
+        f"**Measured with the formula:** at its full context of {context:,} tokens in {per_value_dtype}, this "
+        f"model's KV cache takes **{facts.format_bytes(mine['bytes'])}** per sequence"
+    )
     if G > 1:
-        st.markdown(f"{measured}, its MHA twin ({config.num_attention_heads} KV heads) "
-                    f"**{facts.format_bytes(mha['bytes'])}**: **{mha['bytes'] / mine['bytes']:g}× smaller**, the group "
-                    "size.")
+        st.markdown(
+            f"{measured}, its MHA twin ({config.num_attention_heads} KV heads) "
+            f"**{facts.format_bytes(mha['bytes'])}**: **{mha['bytes'] / mine['bytes']:g}× smaller**, the group "
+            "size."
+        )
     else:
-        st.markdown(f"{measured}. This model is itself multi-head attention (G = 1), so it saves nothing; load a GQA "
-                    "model such as stories260K or Qwen3 to see a saving.")
+        st.markdown(
+            f"{measured}. This model is itself multi-head attention (G = 1), so it saves nothing; load a GQA "
+            "model such as stories260K or Qwen3 to see a saving."
+        )
     group_view()
 
 
@@ -387,10 +489,16 @@ def group_view() -> None:
     t = session.trace(["layers.*.self_attn.pattern", "layers.*.self_attn.scores"])
     remembered("view.lessons.gqa_layer", range(L), 0)
     layer = st.slider("Layer", 0, L - 1, key="view.lessons.gqa_layer") if L > 1 else 0
-    st.plotly_chart(head_grid(pattern_by_group(t, layer), tokens,
-                              title=f"Attention patterns of layer {layer}, one row per shared KV head"))
-    st.caption("Heads in one row read the same keys: where they put their weight can still differ, because each has "
-               "its own query. The Attention page shows every head up close.")
+    show(
+        head_grid(
+            pattern_by_group(t, layer), tokens, title=f"Attention patterns of layer {layer}, one row per shared KV head"
+        ),
+        key="lessons.gqa_heads",
+    )
+    st.caption(
+        "Heads in one row read the same keys: where they put their weight can still differ, because each has "
+        "its own query. The Attention page shows every head up close."
+    )
 
 
 # ---------------------------------------------------------------- QK-norm
@@ -405,15 +513,22 @@ def qk_norm_lesson() -> None:
         "head's q and k before RoPE, so their sizes are fixed by the gains instead of drifting. "
         + ("The loaded model uses QK-norm." if config.qk_norm else "The loaded model has no QK-norm.")
     )
-    claim("QK-norm keeps attention logits bounded and lets training run at higher learning rates without "
-          "diverging.")
-    st.markdown("Two pages test this with models trained for the purpose: a Llama and a Qwen3 that differ only in "
-                "QK-norm, and a lab that trains both at a chosen learning rate and watches the largest attention "
-                "logit.")
-    st.page_link("pages/compare.py", label="Llama vs Qwen3: the same prompt through the controlled pair",
-                 icon=":material/compare:")
-    st.page_link("pages/lab.py", label="Stability lab: train both and watch the largest attention logit",
-                 icon=":material/science:")
+    claim("QK-norm keeps attention logits bounded and lets training run at higher learning rates without diverging.")
+    st.markdown(
+        "Two pages test this with models trained for the purpose: a Llama and a Qwen3 that differ only in "
+        "QK-norm, and a lab that trains both at a chosen learning rate and watches the largest attention "
+        "logit."
+    )
+    st.page_link(
+        "pages/compare.py",
+        label="Llama vs Qwen3: the same prompt through the controlled pair",
+        icon=":material/compare:",
+    )
+    st.page_link(
+        "pages/lab.py",
+        label="Stability lab: train both and watch the largest attention logit",
+        icon=":material/science:",
+    )
 
 
 {

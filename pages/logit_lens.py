@@ -3,7 +3,7 @@
 import streamlit as st
 
 from explorer.analysis.logit_lens import logit_lens, settling_layer
-from explorer.app_state import current
+from explorer.app_state import current, show
 from explorer.figures.logit_lens import POSITIONS_PER_VIEW, lens_heatmap, rank_chart
 
 session = current()
@@ -38,8 +38,8 @@ def heatmap_view() -> None:
         start = st.slider(f"First position shown ({POSITIONS_PER_VIEW} at a time)", 0, end - POSITIONS_PER_VIEW,
                           key=key)
         end = start + POSITIONS_PER_VIEW
-    st.plotly_chart(lens_heatmap([row[start:end] for row in top_tokens], lens.top_probs[:, start:end],
-                                 session.tokens[start:end], first_position=start))
+    show(lens_heatmap([row[start:end] for row in top_tokens], lens.top_probs[:, start:end],
+                      session.tokens[start:end], first_position=start), key="logit_lens.heatmap")
     st.caption("Cell text: the top guess for the *next* token after reading the token below it (cut to fit; hover "
                "for the full top 3). Colour: its probability.")
 
@@ -59,8 +59,8 @@ def rank_view() -> None:
     position = st.selectbox("Position", positions, key=key, format_func=lambda j: f"{j}: {session.tokens[j]}")
     target = session.tokenizer.tokens([int(lens.final_ids[position])])[0]
     ranks = lens.final_rank[:, position]
-    st.plotly_chart(rank_chart(ranks, lens.final_prob[:, position], target_token=target,
-                               position_label=f"{position} ({session.tokens[position]})"))
+    show(rank_chart(ranks, lens.final_prob[:, position], target_token=target,
+                    position_label=f"{position} ({session.tokens[position]})"), key="logit_lens.rank")
     settled = settling_layer(ranks)
     st.markdown(f"After `{session.tokens[position]}` the model predicts `{target}`. It is the lens's top guess from "
                 f"layer {settled} on" + (" (only the last layer gets it)." if settled == layers - 1 else "."))

@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from explorer.analysis import model_facts as facts
-from explorer.app_state import current
+from explorer.app_state import current, show
 from explorer.figures.model import block_diagram, kv_cache_bar, parameter_bar, top_k_bar
 
 session = current()
@@ -17,7 +17,7 @@ st.markdown(
     "next token (the **LM head**). The diagram below is this checkpoint, with its own numbers; the other pages "
     "open each box."
 )
-st.plotly_chart(block_diagram(facts.diagram_labels(config)))
+show(block_diagram(facts.diagram_labels(config)), key="model.diagram")
 
 col_config, col_params = st.columns([3, 2])
 with col_config:
@@ -30,7 +30,7 @@ with col_config:
 with col_params:
     st.subheader("Parameters")
     counts = facts.parameter_counts(session.model)
-    st.plotly_chart(parameter_bar(list(counts), list(counts.values())))
+    show(parameter_bar(list(counts), list(counts.values())), key="model.parameters")
     st.caption("Biases count with their projection. A tied LM head reuses the embedding matrix, so it adds nothing.")
 
 st.subheader("The prompt as tokens")
@@ -52,7 +52,7 @@ def next_token() -> None:
     st.session_state.setdefault("view.model.top_k", 10)
     k = st.slider("Number of candidates shown (k)", 1, min(50, config.vocab_size), key="view.model.top_k")
     ids, probs = facts.top_next_tokens(logits, k)
-    st.plotly_chart(top_k_bar(session.tokenizer.tokens(ids), probs, position_token=session.tokens[-1]))
+    show(top_k_bar(session.tokenizer.tokens(ids), probs, position_token=session.tokens[-1]), key="model.next_token")
 
 
 @st.fragment
@@ -76,9 +76,10 @@ def kv_cache() -> None:
     batch = col_batch.number_input("Sequences (batch)", min_value=1, key="view.model.kv_batch")
     bytes_per_value = facts.BYTES_PER_VALUE[dtype]
     rows = facts.kv_cache_variants(config, tokens, bytes_per_value, batch)
-    st.plotly_chart(kv_cache_bar([r["label"] for r in rows], [r["bytes"] for r in rows],
-                                 [facts.format_bytes(r["bytes"]) for r in rows], [r["this_model"] for r in rows],
-                                 subtitle=f"{tokens:,} tokens × {batch} sequence{'s' * (batch > 1)}, {dtype}"))
+    show(kv_cache_bar([r["label"] for r in rows], [r["bytes"] for r in rows],
+                      [facts.format_bytes(r["bytes"]) for r in rows], [r["this_model"] for r in rows],
+                      subtitle=f"{tokens:,} tokens × {batch} sequence{'s' * (batch > 1)}, {dtype}"),
+         key="model.kv_cache")
     mine = next(r["bytes"] for r in rows if r["this_model"])
     weights = sum(counts.values()) * bytes_per_value
     st.markdown(

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from explorer.analysis import norms as analysis
-from explorer.app_state import current
+from explorer.app_state import current, show
 from explorer.figures import norms as figures
 
 session = current()
@@ -26,7 +26,7 @@ st.markdown(
 def residual_lengths() -> None:
     st.subheader("Length of the residual stream")
     log = st.checkbox("Colour by log₁₀ (when one token dwarfs the others)", key="view.norms.log")
-    st.plotly_chart(figures.residual_norm_heatmap(analysis.l2_norms(stream), depths, tokens, log=log))
+    show(figures.residual_norm_heatmap(analysis.l2_norms(stream), depths, tokens, log=log), key="norms.residual")
 
 
 residual_lengths()
@@ -34,7 +34,7 @@ residual_lengths()
 st.subheader("What RMSNorm multiplies by")
 st.caption("Each norm scales a token's vector by 1/rms before the gain, so every vector reaches the next layer with "
            "root-mean-square 1. Deeper layers see longer vectors and so shrink them more (smaller 1/rms).")
-st.plotly_chart(figures.inverse_rms_heatmap(analysis.inverse_rms(t), labels, tokens))
+show(figures.inverse_rms_heatmap(analysis.inverse_rms(t), labels, tokens), key="norms.inverse_rms")
 
 
 @st.fragment
@@ -45,7 +45,7 @@ def learned_gains() -> None:
                   key="view.norms.k")
     gains = analysis.gains(session.model)
     outliers = analysis.gain_outliers(gains, sites, k)
-    st.plotly_chart(figures.gain_heatmap(gains, labels, list(zip(outliers.row, outliers.dim))))
+    show(figures.gain_heatmap(gains, labels, list(zip(outliers.row, outliers.dim))), key="norms.gains")
     st.caption(f"{len(outliers)} gain entries lie more than {k:g} × 1.4826 × MAD from their norm's median gain "
                "(median and MAD resist the outliers they look for). Compare their dimensions with those of the "
                "massive activations below: in large models the same few channels stand out in both.")
@@ -63,8 +63,8 @@ st.caption("Sun et al. (2024) found that a few activations of the residual strea
            "fixed biases. Here: the largest |value| at each depth and its ratio to the median |value|.")
 massive = analysis.massive_activations(stream, depths, tokens)
 where = [f"token {tok}, dimension {dim}" for tok, dim in zip(massive.token, massive.dim)]
-st.plotly_chart(figures.massive_activation_chart(depths, massive["max |activation|"].to_numpy(),
-                                                 massive["median |activation|"].to_numpy(), where))
+show(figures.massive_activation_chart(depths, massive["max |activation|"].to_numpy(),
+                                      massive["median |activation|"].to_numpy(), where), key="norms.massive")
 st.dataframe(massive, hide_index=True,
              column_config={c: st.column_config.NumberColumn(format="%.4g")
                             for c in ("value", "max |activation|", "median |activation|", "ratio to median")})

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from explorer.analysis import rope as rope_analysis
-from explorer.app_state import current
+from explorer.app_state import current, show
 from explorer.edits import Edits
 from explorer.figures import rope as rope_figures
 from explorer.figures.common import DIVERGING, token_heatmap
@@ -45,14 +45,14 @@ else:
                "length still turn less than a full circle; "
                + ("fast pairs (short wavelengths) are kept and those in between interpolated."
                   if spec.bands is not None else "every pair is divided by the same factor."))
-st.plotly_chart(rope_figures.spectrum_figure(
+show(rope_figures.spectrum_figure(
     spec.inv_freq, spec.inv_freq_unscaled if scaling else None, spec.bands, rope_analysis.BAND_NAMES, T,
-    spec.llama3_wavelength_limits()))
+    spec.llama3_wavelength_limits()), key="rope.spectrum")
 
 st.subheader("Angles")
 st.caption("The colour wheel wraps: 0 and 2π are the same rotation. Fast pairs (top) cycle many times along the "
            "prompt; slow pairs (bottom) barely move, so they can tell apart positions that are far apart.")
-st.plotly_chart(rope_figures.angle_heatmap(rope_analysis.rotation_angles(t), tokens, spec.inv_freq))
+show(rope_figures.angle_heatmap(rope_analysis.rotation_angles(t), tokens, spec.inv_freq), key="rope.angles")
 
 
 @st.fragment
@@ -73,11 +73,11 @@ def rotation_of_one_head() -> None:
     after = {n: rope_analysis.pair_coordinates(vectors[f"{n}_rot"], pairs) for n in ("q", "k")}
     st.caption(f"Both q and k of token {token_label(m)} turn by the same angle {m} × ω in every pair; the lengths "
                f"do not change. {'Input of RoPE: q and k after QK-norm.' if config.qk_norm else ''}")
-    st.plotly_chart(rope_figures.pair_planes(before, after, pairs, spec.inv_freq, m))
+    show(rope_figures.pair_planes(before, after, pairs, spec.inv_freq, m), key="rope.pair_planes")
 
     st.markdown("**Scores against distance.** Every score this head computes, placed at how far back the key is.")
     d = rope_analysis.scores_by_distance(t, layer, head)
-    st.plotly_chart(rope_figures.distance_scatter(d.distance, d.score, d.query, d.key, tokens, m))
+    show(rope_figures.distance_scatter(d.distance, d.score, d.query, d.key, tokens, m), key="rope.distance")
 
     st.markdown("**Shift both positions, keep the score.** The un-rotated q of the query token and k of a key token, "
                 "rotated with the model's own inv_freq as if they sat further along the sequence.")
@@ -90,7 +90,8 @@ def rotation_of_one_head() -> None:
                "rounding of large angles in the last digits), shifting the query alone changes it.")
     left, right = st.columns(2)
     lines = ("both shifted", "query only shifted")
-    left.plotly_chart(rope_figures.shift_figure(table["s"].to_numpy(), {c: table[c].to_numpy() for c in lines}))
+    show(rope_figures.shift_figure(table["s"].to_numpy(), {c: table[c].to_numpy() for c in lines}), key="rope.shift",
+         container=left)
     right.dataframe(table, hide_index=True, column_config={c: st.column_config.NumberColumn(format="%.6f")
                                                            for c in lines})
 
@@ -115,11 +116,12 @@ def theta_what_if() -> None:
                                      for c in top.columns if c.endswith("probability")})
     left, right = st.columns(2)
     base_pattern = rope_analysis.causal_pattern(base, layer, head)
-    left.plotly_chart(token_heatmap(base_pattern, tokens, tokens, value_name="attention", zmin=0, zmax=1,
-                                    title=f"Layer {layer} head {head} pattern, θ = {own:,.0f}"))
-    right.plotly_chart(token_heatmap(rope_analysis.causal_pattern(edited, layer, head) - base_pattern, tokens, tokens,
-                                     value_name="Δ attention", colorscale=DIVERGING, zmid=0,
-                                     title=f"Change with θ = {theta:,.0f} (new − own)"))
+    show(token_heatmap(base_pattern, tokens, tokens, value_name="attention", zmin=0, zmax=1,
+                       title=f"Layer {layer} head {head} pattern, θ = {own:,.0f}"),
+         key="rope.theta_own", container=left)
+    show(token_heatmap(rope_analysis.causal_pattern(edited, layer, head) - base_pattern, tokens, tokens,
+                       value_name="Δ attention", colorscale=DIVERGING, zmid=0,
+                       title=f"Change with θ = {theta:,.0f} (new − own)"), key="rope.theta_change", container=right)
 
 
 rotation_of_one_head()

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from explorer.analysis import swiglu as analysis
-from explorer.app_state import current
+from explorer.app_state import current, show
 from explorer.figures import swiglu as figures
 
 THRESHOLDS = [0.001, 0.003, 0.01, 0.03, 0.1, 0.3]  # choices for "nearly shut": |silu(gate)| below this
@@ -47,12 +47,13 @@ def one_layer() -> None:
     st.subheader("Distributions")
     log = st.checkbox("Log count axis (shows the rare large values)", key="view.swiglu.log")
     histograms = {name: analysis.histogram(analysis.mlp_values(t, layer, name)) for name, _ in figures.DISTRIBUTIONS}
-    st.plotly_chart(figures.distributions_figure(histograms, layer, log=log))
+    show(figures.distributions_figure(histograms, layer, log=log), key="swiglu.distributions")
     st.caption("silu never goes below −0.28, so negative gates give small values: a tall spike near zero. `up` is "
                "symmetric; their product keeps up's sign where the gate is open.")
 
     st.subheader("Gate sparsity across layers")
-    st.plotly_chart(figures.sparsity_figure(analysis.gate_sparsity(t, threshold), threshold, highlight=layer))
+    show(figures.sparsity_figure(analysis.gate_sparsity(t, threshold), threshold, highlight=layer),
+         key="swiglu.sparsity")
 
     st.subheader("Neurons at one token")
     c1, c2 = st.columns([3, 1])
@@ -62,16 +63,16 @@ def one_layer() -> None:
     remembered("view.swiglu.k", range(1, most + 1), min(10, most))
     k = c2.number_input("Top neurons", 1, most, key="view.swiglu.k")
     top = analysis.top_neurons(session.model, t, layer, token, k)
-    st.plotly_chart(figures.top_neurons_figure(top.neuron.to_numpy(), top["hidden = act·up"].to_numpy(),
-                                               top["contribution norm"].to_numpy(), top["toward final"].to_numpy(),
-                                               token_label(token)))
+    show(figures.top_neurons_figure(top.neuron.to_numpy(), top["hidden = act·up"].to_numpy(),
+                                    top["contribution norm"].to_numpy(), top["toward final"].to_numpy(),
+                                    token_label(token)), key="swiglu.top_neurons")
     st.caption("Contribution = hidden[n] × down_proj.weight[:, n], the vector neuron n adds to the residual stream. "
                "“toward final” is its component along the last block's output at this token: red neurons push the "
                "stream where it ends up, blue ones against it.")
     st.dataframe(top, hide_index=True, column_config={c: st.column_config.NumberColumn(format="%.4g")
                                                       for c in top.columns if c != "neuron"})
     gate, up, hidden = analysis.neuron_point_cloud(t, layer, token)
-    st.plotly_chart(figures.gate_up_scatter(gate, up, hidden, token_label(token)))
+    show(figures.gate_up_scatter(gate, up, hidden, token_label(token)), key="swiglu.gate_up")
     st.caption("Left of zero silu(gate) is small and slightly negative, so products there are small and have the "
                "opposite sign of up; right of zero the product grows with both gate and up: red above the axis, blue "
                "below.")

@@ -1,10 +1,15 @@
 """Tiny random checkpoints that transformers builds and saves, so tests compare against it without downloads."""
 
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 from streamlit.runtime.pages_manager import PagesManager
+
+from model.sources import BUNDLED_DIR
+
+BUNDLED = BUNDLED_DIR / "stories260K"  # the default model: its config, and a tokenizer for the tiny checkpoints
 
 # The test models are tiny: a second intra-op thread only adds hand-off overhead, and on a busy machine it makes
 # thousands of small forwards many times slower.
@@ -75,6 +80,24 @@ def tiny_checkpoint(tmp_path_factory):
             model = build_hf_model(variant)
             cache[variant] = (save_hf_model(model, tmp_path_factory.mktemp(variant)), model)
         return cache[variant]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def tiny_folder(tmp_path_factory):
+    """(variant, **config overrides) -> a folder the app can open: a tiny random checkpoint with a vocabulary of
+    512 and the bundled stories260K tokenizer.json, built once per test session."""
+    cache = {}
+
+    def get(variant: str, **extra) -> Path:
+        key = (variant, *sorted(extra.items()))
+        if key not in cache:
+            model = build_hf_model(variant, vocab_size=512, **extra)
+            folder = save_hf_model(model, tmp_path_factory.mktemp(variant))
+            shutil.copy(BUNDLED / "tokenizer.json", folder)
+            cache[key] = folder
+        return cache[key]
 
     return get
 

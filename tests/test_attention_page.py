@@ -1,25 +1,19 @@
 """Attention page: head summaries by hand, GQA grouping order, figure orientation and labels, the page in AppTest."""
 
-import base64
-import json
 import math
-import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from streamlit.testing.v1 import AppTest
 
 from explorer.analysis import attention as analysis
 from explorer.figures import attention as figures
 from explorer.trace import Trace
 from model import ModelConfig
 
-from .conftest import build_hf_model, save_hf_model
+from .apptest_helpers import array, chart_specs, open_page
+from .conftest import BUNDLED
 
-ROOT = Path(__file__).resolve().parents[1]
-BUNDLED = ROOT / "model" / "bundled" / "stories260K"
 TOKENS = ["<s>", "␣the", "␣cat", "␣the"]  # a repeated token: labels must not merge
 LABELS = ["&lt;s&gt;", "␣the", "␣cat", "␣the"]  # as Plotly gets them: "<s>" escaped, not read as a tag
 
@@ -41,14 +35,6 @@ def synthetic_trace() -> Trace:
         tensors[f"layers.{layer}.self_attn.scores"] = scores
         tensors[f"layers.{layer}.self_attn.pattern"] = scores.softmax(-1)
     return Trace(tensors, torch.zeros(1, len(TOKENS), dtype=torch.long), TOKENS, config)
-
-
-def array(value) -> np.ndarray:
-    """A plotly JSON array: a list, or numpy data as {"dtype", "bdata" (base64), "shape"}."""
-    if not isinstance(value, dict):
-        return np.asarray(value, dtype=float)
-    flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
-    return flat.reshape([int(n) for n in value.get("shape", str(flat.size)).split(",")])
 
 
 # --- analysis ---
@@ -155,20 +141,8 @@ def test_head_summary_heatmap_groups_heads_under_their_kv_head():
 # --- the page ---
 
 
-def open_page() -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.run()
-    at.switch_page("pages/attention.py")
-    at.run()
-    return at
-
-
-def chart_specs(at: AppTest) -> list[dict]:
-    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
-
-
 def test_page_renders_and_controls_change_the_views():
-    at = open_page()
+    at = open_page("pages/attention.py")
     assert not at.exception and not at.error
     grid, one, *summaries = chart_specs(at)
     assert len(grid["data"]) == 8 and len(summaries) == 3  # 8 heads; entropy, first token, previous token
@@ -191,22 +165,9 @@ def test_page_renders_and_controls_change_the_views():
     assert np.isnan(z[0, 1:]).all() and (z[1:, 0] < 0).any()  # future blank; raw scores, not probabilities
 
 
-@pytest.fixture(scope="module")
-def qwen3_folder(tmp_path_factory):
-    """A tiny random Qwen3 checkpoint (QK-norm, head_dim 32, 4 query heads over 2 KV heads) with the bundled
-    tokenizer (vocab 512)."""
-    folder = save_hf_model(build_hf_model("qwen3-qknorm", vocab_size=512), tmp_path_factory.mktemp("qwen3"))
-    shutil.copy(BUNDLED / "tokenizer.json", folder)
-    return folder
-
-
-def test_page_works_for_qwen3(qwen3_folder):
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.run()
-    at.selectbox(key="model_choice").set_value("Hub repo id or local folder…").run()
-    at.text_input(key="model_custom").set_value(str(qwen3_folder)).run()
-    at.switch_page("pages/attention.py")
-    at.run()
+def test_page_works_for_qwen3(tiny_folder):
+    """A tiny random Qwen3: QK-norm, head_dim 32, 4 query heads over 2 KV heads."""
+    at = open_page("pages/attention.py", tiny_folder("qwen3-qknorm"))
     assert not at.exception and not at.error
     grid, _, entropy, *_ = chart_specs(at)
     assert [a["text"] for a in grid["layout"]["annotations"]] == [

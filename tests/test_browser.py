@@ -17,7 +17,7 @@ import pytest
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "artifacts" / "screenshots"
-PAGES = ["model", "attention", "rope", "norms", "swiglu", "logit_lens", "generate"]
+PAGES = ["model", "attention", "rope", "norms", "swiglu", "logit_lens", "compare", "lessons"]
 CHROMIUM_ARGS = [
     "--headless=new",
     "--no-sandbox",
@@ -61,6 +61,7 @@ def server():
 
 @pytest.fixture(scope="module")
 def browser():
+    SHOTS.mkdir(parents=True, exist_ok=True)
     chromium = shutil.which("chromium")
     sync_api = pytest.importorskip("playwright.sync_api")
     if not chromium:
@@ -80,17 +81,50 @@ def wait_for_app(page, timeout_ms: int = 90_000) -> None:
     page.wait_for_timeout(1500)  # let Plotly finish drawing before the screenshot
 
 
+def open_page(browser, url: str):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(url)
+    wait_for_app(page)
+    return page
+
+
+def assert_clean(page, min_charts: int = 1) -> None:
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert page.locator('[data-testid="stAlertContentError"]').count() == 0
+    assert page.locator(".js-plotly-plot").count() >= min_charts
+
+
 @pytest.mark.parametrize("page_name", PAGES)
 def test_every_page_renders_charts_without_exception(server, browser, page_name):
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page = open_page(browser, f"{server}/{page_name}")
     try:
-        page.goto(f"{server}/{page_name}")
-        wait_for_app(page)
         page.screenshot(path=str(SHOTS / f"{page_name}.png"), full_page=True)
-        assert page.locator('[data-testid="stException"]').count() == 0
-        assert page.locator('[data-testid="stAlertContentError"]').count() == 0
-        assert page.locator(".js-plotly-plot").count() >= 1
+        assert_clean(page)
+    finally:
+        page.close()
+
+
+def test_generate_then_the_continuation_is_shown(server, browser):
+    page = open_page(browser, f"{server}/generate")
+    try:
+        page.get_by_role("button", name="Generate").click()
+        page.wait_for_timeout(500)
+        wait_for_app(page)
+        page.screenshot(path=str(SHOTS / "generate.png"), full_page=True)
+        assert_clean(page, min_charts=0)
+        assert "Clear continuation" in page.locator('[data-testid="stMain"]').inner_text()
+    finally:
+        page.close()
+
+
+def test_stability_lab_trains_both_models(server, browser):
+    page = open_page(browser, f"{server}/lab")
+    try:
+        page.get_by_role("button", name="Train both models").click()
+        page.wait_for_timeout(500)
+        wait_for_app(page, timeout_ms=300_000)
+        page.screenshot(path=str(SHOTS / "lab.png"), full_page=True)
+        assert_clean(page, min_charts=2)
     finally:
         page.close()
 

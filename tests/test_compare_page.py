@@ -1,9 +1,7 @@
 """Llama vs Qwen3 page: depth alignment, q/k lengths, per-layer statistics and KL by hand, figure layout, and the
 page in AppTest with a tiny Llama and a tiny Qwen3 that share the bundled tokenizer."""
 
-import json
 import math
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +15,8 @@ from explorer.figures import compare as figures
 from explorer.trace import Trace
 from model import Decoder, ModelConfig
 
-from .conftest import build_hf_model, save_hf_model
+from .apptest_helpers import OTHER_SOURCE, chart_specs, chart_titles, open_page
 
-ROOT = Path(__file__).resolve().parents[1]
-BUNDLED = ROOT / "model" / "bundled" / "stories260K"
-OTHER_SOURCE = "Hub repo id or local folder…"
 TOKENS = ["<s>", "␣the", "␣cat", "␣the"]  # a repeated token: labels must not merge
 LABELS = ["&lt;s&gt;", "␣the", "␣cat", "␣the"]  # as Plotly gets them: "<s>" escaped, not read as a tag
 HAND = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.0], [0.2, 0.3, 0.5]])  # three causal attention rows
@@ -186,33 +181,15 @@ def test_kl_by_position_bar_labels_tokens():
 # --- the page ---
 
 
-def tiny_folder(tmp_path_factory, variant: str, **extra) -> Path:
-    """A tiny random checkpoint with the bundled tokenizer (vocab 512)."""
-    folder = save_hf_model(build_hf_model(variant, vocab_size=512, **extra), tmp_path_factory.mktemp(variant))
-    shutil.copy(BUNDLED / "tokenizer.json", folder)
-    return folder
-
-
 @pytest.fixture(scope="module")
-def pair(tmp_path_factory):
+def pair(tiny_folder):
     """A 2-layer Llama and a 3-layer Qwen3 (QK-norm), so that layers are matched by relative depth."""
-    return (tiny_folder(tmp_path_factory, "llama-gqa-llama3"),
-            tiny_folder(tmp_path_factory, "qwen3-qknorm", num_hidden_layers=3))
+    return tiny_folder("llama-gqa-llama3"), tiny_folder("qwen3-qknorm", num_hidden_layers=3)
 
 
-def chart_specs(at: AppTest) -> list[dict]:
-    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
-
-
-def titles(at: AppTest) -> list[str]:
-    return [spec["layout"].get("title", {}).get("text", "") for spec in chart_specs(at)]
-
-
-def open_page(llama: Path, qwen3: Path) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.run()
-    at.switch_page("pages/compare.py")
-    at.run()
+def open_pair(llama: Path, qwen3: Path) -> AppTest:
+    """The compare page with `llama` as model A and `qwen3` as model B."""
+    at = open_page("pages/compare.py")
     for slot in "ab":
         at.selectbox(key=f"view.compare.{slot}").set_value(OTHER_SOURCE)
     at.run()
@@ -222,9 +199,9 @@ def open_page(llama: Path, qwen3: Path) -> AppTest:
 
 
 def test_page_renders_both_models_and_their_ablations(pair):
-    at = open_page(*pair)
+    at = open_pair(*pair)
     assert not at.exception and not at.error
-    shown = titles(at)
+    shown = chart_titles(at)
     assert "A (" in shown[0] and ", layer 0: ‖q‖ and ‖k‖ over tokens" in shown[0]
     assert any(t.startswith("B (") and "learned QK-norm gains" in t for t in shown)  # only Qwen3 has gains
     assert not any(t.startswith("A (") and "gains" in t for t in shown)
@@ -237,11 +214,11 @@ def test_page_renders_both_models_and_their_ablations(pair):
 
     at.slider(key="view.compare.layer").set_value(1).run()  # the last of A's 2 layers faces the last of B's 3
     assert not at.exception
-    assert any(t.startswith("B (") and ", layer 2: ‖q‖" in t for t in titles(at))
+    assert any(t.startswith("B (") and ", layer 2: ‖q‖" in t for t in chart_titles(at))
 
 
 def test_changing_an_ablation_changes_the_kl(pair):
-    at = open_page(*pair)
+    at = open_pair(*pair)
     llama_kl, qwen_kl = (m.value for m in at.metric)
     at.multiselect(key="view.compare.b.layers").set_value([2]).run()
     assert not at.exception and not at.error
@@ -251,7 +228,7 @@ def test_changing_an_ablation_changes_the_kl(pair):
     assert not at.exception and at.metric[0].value != llama_kl
     at.selectbox(key="view.compare.a.head").set_value(3).run()
     assert not at.exception
-    assert "Unedited: layer 0, head 3 (KV 1)" in titles(at)
+    assert "Unedited: layer 0, head 3 (KV 1)" in chart_titles(at)
     at.radio(key="view.compare.a.pattern_view").set_value("difference").run()
     assert not at.exception
     difference = next(spec for spec in chart_specs(at) if spec["layout"]["title"]["text"].startswith("Edited − "))
@@ -259,9 +236,6 @@ def test_changing_an_ablation_changes_the_kl(pair):
 
 
 def test_page_opens_with_the_bundled_models():
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.run()
-    at.switch_page("pages/compare.py")
-    at.run()
+    at = open_page("pages/compare.py")
     assert not at.exception and not at.error
     assert at.get("plotly_chart") and len(at.metric) == 2

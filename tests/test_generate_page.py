@@ -5,7 +5,7 @@ import torch
 from explorer.figures.logit_lens import POSITIONS_PER_VIEW
 from model import load_model, load_tokenizer
 
-from .test_model_page import array, chart_specs, start, tiny_folders  # noqa: F401 (a fixture)
+from .apptest_helpers import array, chart_specs, open_page
 
 
 def greedy_reference(prompt: str, max_new_tokens: int) -> list[int]:
@@ -14,7 +14,7 @@ def greedy_reference(prompt: str, max_new_tokens: int) -> list[int]:
 
 
 def test_generate_then_every_page_sees_the_continuation_then_clear():
-    at = start("pages/generate.py")
+    at = open_page("pages/generate.py")
     assert not at.exception and not at.error
     assert at.number_input(key="view.generate.max_new_tokens").value == 40
     assert at.button(key="clear_generated").disabled  # nothing to clear yet
@@ -56,7 +56,7 @@ def test_generate_then_every_page_sees_the_continuation_then_clear():
 
 
 def test_sampling_is_repeatable_with_a_seed_and_capped_by_the_context():
-    at = start("pages/generate.py")
+    at = open_page("pages/generate.py")
     at.slider(key="view.generate.temperature").set_value(1.0)
     at.run()  # sampling settings are disabled while the temperature is 0
     at.number_input(key="view.generate.seed").set_value(7)
@@ -78,12 +78,13 @@ def test_sampling_is_repeatable_with_a_seed_and_capped_by_the_context():
     assert 0 < 512 - length < 12 and at.number_input(key="view.generate.max_new_tokens").value == 512 - length
 
 
-def test_generate_with_a_llama3_scaled_checkpoint(tiny_folders):  # noqa: F811 (the fixture imported above)
-    at = start("pages/generate.py", tiny_folders["llama-gqa-llama3"])
+def test_generate_with_a_llama3_scaled_checkpoint(tiny_folder):
+    folder = tiny_folder("llama-gqa-llama3")
+    at = open_page("pages/generate.py", folder)
     at.number_input(key="view.generate.max_new_tokens").set_value(5)
     at.button(key="generate").click()
     at.run()
     assert not at.exception and not at.error
     generated = at.session_state["generated"]
-    assert generated["choice"].source == str(tiny_folders["llama-gqa-llama3"])
+    assert generated["choice"].source == str(folder)
     assert 0 < len(generated["ids"]) - len(load_tokenizer("stories260K").encode(generated["prompt"])) <= 5

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 import training.corpus
+from explorer.analysis import lab as analysis
 from explorer.figures import lab as figures
 from training.corpus import CORPUS_FILE
 
-from .test_model_page import array, chart_specs, start
+from .apptest_helpers import array, chart_specs, open_page
 
 NAN, INF = float("nan"), float("inf")
 
@@ -25,29 +26,29 @@ DIVERGED = records([6.2, 5.5, 40.0, NAN], [2.0, 80.0, 900.0, INF])
 # ---- summaries ----
 
 def test_run_summary_by_hand():
-    assert figures.run_summary(STABLE) == {"steps_run": 4, "first_loss": 6.2, "final_loss": 3.9, "lowest_loss": 3.9,
+    assert analysis.run_summary(STABLE) == {"steps_run": 4, "first_loss": 6.2, "final_loss": 3.9, "lowest_loss": 3.9,
                                            "diverged_at": None, "peak_logit": 3.5, "peak_logit_step": 1}
-    s = figures.run_summary(DIVERGED)
+    s = analysis.run_summary(DIVERGED)
     assert (s["diverged_at"], s["final_loss"], s["lowest_loss"]) == (3, 40.0, 5.5)  # last finite loss
     assert (s["peak_logit"], s["peak_logit_step"]) == (900.0, 2)  # the infinite logit is not a peak to print
-    unprobed = figures.run_summary(records([6.0, 5.0], [None, None]))
+    unprobed = analysis.run_summary(records([6.0, 5.0], [None, None]))
     assert unprobed["peak_logit"] is None and unprobed["diverged_at"] is None
 
 
 def test_summary_rows_and_sentences_follow_the_numbers():
-    summaries = {"Llama": figures.run_summary(DIVERGED), "Qwen3": figures.run_summary(STABLE)}
-    rows = figures.summary_rows(summaries)
+    summaries = {"Llama": analysis.run_summary(DIVERGED), "Qwen3": analysis.run_summary(STABLE)}
+    rows = analysis.summary_rows(summaries)
     assert [r["model"] for r in rows] == ["Llama", "Qwen3"]
     assert rows[0]["loss became NaN/∞"] == "at step 3" and rows[1]["loss became NaN/∞"] == "no"
     assert rows[0]["peak attention logit"] == "900 (step 2)" and rows[1]["final loss"] == "3.9"
-    text = figures.what_happened(summaries, 4)
+    text = analysis.what_happened(summaries, 4)
     assert text[0].startswith("**Llama** diverged") and "step 3" in text[0]
     assert text[1].startswith("**Qwen3** trained all 4 steps") and "6.2 to 3.9" in text[1]
     assert "Llama was 257× that of Qwen3" in text[2]  # 900 / 3.5
     assert len(text) == 3  # no final-loss comparison when one of them diverged
 
     flat = records([6.2, 6.3, 6.25], [1.0, 1.0, 1.0])
-    text = figures.what_happened({"Llama": figures.run_summary(flat), "Qwen3": figures.run_summary(STABLE)}, 3)
+    text = analysis.what_happened({"Llama": analysis.run_summary(flat), "Qwen3": analysis.run_summary(STABLE)}, 3)
     assert "did not learn" in text[0]
     assert text[-1] == "Neither diverged; Qwen3 ended with the lower loss, by 2.35 nats per token."  # 6.25 - 3.9
 
@@ -89,7 +90,7 @@ needs_corpus = pytest.mark.skipif(not CORPUS_FILE.is_file(), reason="made by `py
 
 @needs_corpus
 def test_page_trains_only_on_the_button_and_keeps_its_results():
-    at = start("pages/lab.py")
+    at = open_page("pages/lab.py")
     assert not at.exception and not at.error
     assert not at.get("plotly_chart") and at.info  # nothing trained yet
     assert at.select_slider(key="view.lab.lr").value == 0.1
@@ -104,7 +105,8 @@ def test_page_trains_only_on_the_button_and_keeps_its_results():
     result = at.session_state["lab.result"]
     assert (result["lr"], result["steps"]) == (0.1, 3)
     assert [len(r) for r in result["runs"].values()] == [3, 3]
-    loss, logit = chart_specs(at)
+    loss, logit = chart_specs(at)  # the finished run's charts replaced the live ones, and got Export menus
+    assert [b.proto.label for b in at.get("download_button")] == ["Figure (HTML)", "Data (CSV)"] * 2
     assert [t["name"] for t in loss["data"]] == ["Llama (no QK-norm)", "Qwen3 (QK-norm)"]
     for trace, records in zip(loss["data"], result["runs"].values()):
         assert list(array(trace["y"])) == pytest.approx([r["loss"] for r in records])
@@ -123,6 +125,6 @@ def test_page_trains_only_on_the_button_and_keeps_its_results():
 
 def test_page_without_the_corpus_says_how_to_make_it(monkeypatch, tmp_path):
     monkeypatch.setattr(training.corpus, "CORPUS_FILE", tmp_path / "missing.npy")
-    at = start("pages/lab.py")
+    at = open_page("pages/lab.py")
     assert not at.exception
     assert "python -m training.train_pair" in at.error[0].value and not at.button

@@ -1,11 +1,7 @@
 """Lessons page: every experiment at a reduced size, the figures' labels, and each lesson rendered in AppTest."""
 
-import base64
-import json
 import math
-import shutil
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,18 +16,9 @@ from explorer.trace import trace
 from model import ModelError, bundled_models, load_model
 from training.train import init_decoder, model_config
 
-from .conftest import build_hf_model, save_hf_model
+from .apptest_helpers import array, chart_specs, chart_titles, open_page
 
-ROOT = Path(__file__).resolve().parents[1]
 LESSONS = ("RMSNorm vs LayerNorm", "KV-cache memory", "SwiGLU", "RoPE", "GQA", "QK-norm")
-
-
-def array(value) -> np.ndarray:
-    """A plotly JSON array: a list, or numpy data as {"dtype", "bdata" (base64), "shape"}."""
-    if not isinstance(value, dict):
-        return np.asarray(value)
-    flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
-    return flat.reshape([int(n) for n in value.get("shape", str(flat.size)).split(",")])
 
 
 @pytest.fixture(scope="module")
@@ -192,15 +179,7 @@ def test_loss_by_position_chart_marks_the_training_length():
 
 @pytest.fixture
 def page():  # function scope: conftest's navigation_every_run must be in place before the app first runs
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.run()
-    at.switch_page("pages/lessons.py")
-    at.run()
-    return at
-
-
-def chart_titles(at: AppTest) -> list[str]:
-    return [json.loads(c.proto.spec)["layout"].get("title", {}).get("text", "") for c in at.get("plotly_chart")]
+    return open_page("pages/lessons.py")
 
 
 def show(at: AppTest, lesson: str) -> AppTest:
@@ -262,8 +241,8 @@ def test_rope_lesson_controls_change_the_scores(page):
     second = next(m.value for m in page.markdown if m.value.startswith("**Measured:** this head"))
     assert not page.exception and first != second and "The claim holds" in second
     if {"pair-llama", "pair-qwen3"} <= set(bundled_models()):
-        chart = next(json.loads(c.proto.spec) for c in page.get("plotly_chart")
-                     if "Loss at each position" in json.loads(c.proto.spec)["layout"]["title"]["text"])
+        chart = next(spec for spec in chart_specs(page)
+                     if "Loss at each position" in spec["layout"]["title"]["text"])
         assert len(chart["data"]) == 4 and all(len(array(d["y"])) == 256 for d in chart["data"])
         assert any(m.value.startswith("**Measured:** with their own θ") for m in page.markdown)
     else:
@@ -278,17 +257,10 @@ def test_gqa_lesson_reports_the_group_saving(page):
 
 
 @pytest.mark.parametrize("variant", ["qwen3-qknorm", "llama-linear-mha-tied"])
-def test_every_lesson_renders_for_other_families(tmp_path, variant):
+def test_every_lesson_renders_for_other_families(tiny_folder, variant):
     """A tiny random Qwen3 (QK-norm, head_dim 32) and a Llama with MHA and linear RoPE scaling, with the bundled
     tokenizer (vocab 512)."""
-    folder = save_hf_model(build_hf_model(variant, vocab_size=512), tmp_path / variant)
-    shutil.copy(ROOT / "model" / "bundled" / "stories260K" / "tokenizer.json", folder)
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.run()
-    at.selectbox(key="model_choice").set_value("Hub repo id or local folder…").run()
-    at.text_input(key="model_custom").set_value(str(folder)).run()
-    at.switch_page("pages/lessons.py")
-    at.run()
+    at = open_page("pages/lessons.py", tiny_folder(variant))
     for lesson in LESSONS:
         show(at, lesson)
         markdown = " ".join(m.value for m in at.markdown)

@@ -11,7 +11,7 @@ from explorer.figures.common import token_axis
 from explorer.figures.logit_lens import POSITIONS_PER_VIEW, lens_heatmap, rank_chart
 from model import load_model
 
-from .test_model_page import array, chart_specs, start, tiny_folders  # noqa: F401 (a fixture)
+from .apptest_helpers import array, chart_specs, open_page
 
 
 def identity_model() -> SimpleNamespace:
@@ -80,7 +80,7 @@ def test_rank_chart_log_scale_best_on_top():
 
 
 def test_page_renders_and_position_changes_the_rank_chart():
-    at = start("pages/logit_lens.py")
+    at = open_page("pages/logit_lens.py")
     assert not at.exception and not at.error
     specs = chart_specs(at)
     assert len(specs) == 2
@@ -96,7 +96,7 @@ def test_page_renders_and_position_changes_the_rank_chart():
     assert title != last_title and "at position 1 (" in title
 
 
-def test_page_for_qwen3(tiny_folders):  # noqa: F811 (the fixture imported above)
-    at = start("pages/logit_lens.py", tiny_folders["qwen3-qknorm"])
+def test_page_for_qwen3(tiny_folder):
+    at = open_page("pages/logit_lens.py", tiny_folder("qwen3-qknorm"))
     assert not at.exception and not at.error
     assert array(chart_specs(at)[0]["data"][0]["z"]).shape[0] == 2  # the tiny model's 2 layers

@@ -1,61 +1,14 @@
-"""Model page: config facts, parameter counts, KV-cache arithmetic, figures, and the page in AppTest.
-
-Also holds the AppTest helpers that the logit-lens and generate page tests import.
-"""
-
-import base64
-import json
-import shutil
-from pathlib import Path
+"""Model page: config facts, parameter counts, KV-cache arithmetic, figures, and the page in AppTest."""
 
 import numpy as np
-import pytest
 import torch
-from streamlit.testing.v1 import AppTest
 
 from explorer.analysis import model_facts as facts
 from explorer.figures import model as figures
 from model import ModelConfig, load_model
 
-from .conftest import build_hf_model, save_hf_model
-
-ROOT = Path(__file__).resolve().parents[1]
-BUNDLED = ROOT / "model" / "bundled" / "stories260K"
-OTHER_SOURCE = "Hub repo id or local folder…"
-
-
-def start(page: str, source: Path | None = None) -> AppTest:
-    """The app on `page`, with the bundled model or, through the sidebar, a local checkpoint folder."""
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.run()
-    if source is not None:
-        at.selectbox(key="model_choice").set_value(OTHER_SOURCE).run()
-        at.text_input(key="model_custom").set_value(str(source)).run()
-    at.switch_page(page)
-    return at.run()
-
-
-def chart_specs(at: AppTest) -> list[dict]:
-    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
-
-
-def array(value) -> np.ndarray:
-    """A plotly JSON array: a list, or numpy data as {"dtype", "bdata" (base64), "shape"}."""
-    if not isinstance(value, dict):
-        return np.asarray(value)
-    flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
-    return flat.reshape([int(n) for n in value.get("shape", str(flat.size)).split(",")])
-
-
-@pytest.fixture(scope="module")
-def tiny_folders(tmp_path_factory):
-    """Tiny random Qwen3 and llama3-scaled checkpoints that the bundled tokenizer can drive (vocab 512)."""
-    folders = {}
-    for variant in ("qwen3-qknorm", "llama-gqa-llama3"):
-        folder = save_hf_model(build_hf_model(variant, vocab_size=512), tmp_path_factory.mktemp(variant))
-        shutil.copy(BUNDLED / "tokenizer.json", folder)
-        folders[variant] = folder
-    return folders
+from .apptest_helpers import array, chart_specs, open_page
+from .conftest import BUNDLED
 
 
 def unique_parameter_count(model: torch.nn.Module) -> int:
@@ -176,7 +129,7 @@ def test_parameter_and_kv_bars():
 # ---- the page ----
 
 def test_page_renders_and_controls_change_it():
-    at = start("pages/model.py")
+    at = open_page("pages/model.py")
     assert not at.exception and not at.error
     specs = chart_specs(at)
     assert len(specs) == 4  # diagram, parameters, next token, KV cache
@@ -195,8 +148,8 @@ def test_page_renders_and_controls_change_it():
     assert list(array(chart_specs(at)[3]["data"][0]["y"])) == [int(b) // 4 for b in kv]
 
 
-def test_page_for_qwen3(tiny_folders):
-    at = start("pages/model.py", tiny_folders["qwen3-qknorm"])
+def test_page_for_qwen3(tiny_folder):
+    at = open_page("pages/model.py", tiny_folder("qwen3-qknorm"))
     assert not at.exception and not at.error
     specs = chart_specs(at)
     diagram_text = " ".join(a["text"] for a in specs[0]["layout"]["annotations"])

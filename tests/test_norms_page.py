@@ -1,27 +1,19 @@
 """Norms page: analysis on hand-made traces, figure orientation and labels, and the page in AppTest.
 
-The AppTest helpers and the tiny-checkpoint fixture here are shared with tests/test_swiglu_page.py."""
-
-import base64
-import json
-import shutil
-from pathlib import Path
+The synthetic trace here is shared with tests/test_swiglu_page.py."""
 
 import numpy as np
 import pytest
 import torch
-from streamlit.testing.v1 import AppTest
 
 from explorer.analysis import norms as analysis
 from explorer.figures import norms as figures
 from explorer.trace import Trace
 from model import ModelConfig, load_model
 
-from .conftest import build_hf_model, save_hf_model
+from .apptest_helpers import array, chart_specs, open_page
+from .conftest import BUNDLED
 
-ROOT = Path(__file__).resolve().parents[1]
-OTHER_SOURCE = "Hub repo id or local folder…"  # app.py's sidebar entry for a folder or Hub id
-BUNDLED = ROOT / "model" / "bundled" / "stories260K"
 TOKENS = ["<s>", "␣the", "␣cat", "␣the"]  # a repeated token: labels must not merge
 
 
@@ -29,29 +21,6 @@ def synthetic_trace(tensors: dict[str, torch.Tensor]) -> Trace:
     """A Trace of the bundled model's config (5 layers, D = 64) holding the given tensors."""
     config = ModelConfig.from_file(BUNDLED / "config.json")
     return Trace(tensors, torch.zeros(1, len(TOKENS), dtype=torch.long), TOKENS, config)
-
-
-def chart_specs(at: AppTest) -> list[dict]:
-    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
-
-
-def open_page(page: str, folder: Path | None = None) -> AppTest:
-    """The app on `page`, with the bundled model or, given a folder, that checkpoint chosen in the sidebar."""
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.run()
-    if folder is not None:
-        at.selectbox(key="model_choice").set_value(OTHER_SOURCE).run()
-        at.text_input(key="model_custom").set_value(str(folder)).run()
-    at.switch_page(page)
-    return at.run()
-
-
-def array(value) -> np.ndarray:
-    """A plotly JSON array: a list, or numpy data as {"dtype", "bdata" (base64), "shape"}."""
-    if not isinstance(value, dict):
-        return np.asarray(value)
-    flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
-    return flat.reshape([int(n) for n in value.get("shape", str(flat.size)).split(",")])
 
 
 def test_residual_stream_rows_are_block_inputs_then_last_output():
@@ -178,20 +147,9 @@ def test_page_renders_and_threshold_changes_outliers():
     assert "log₁₀" in chart_specs(at)[0]["layout"]["title"]["text"]
 
 
-@pytest.fixture(scope="module")
-def tiny_folders(tmp_path_factory):
-    """Tiny random Qwen3 and llama3-scaled checkpoints that the bundled tokenizer can drive (vocab 512)."""
-    folders = {}
-    for variant in ("qwen3-qknorm", "llama-gqa-llama3"):
-        folder = save_hf_model(build_hf_model(variant, vocab_size=512), tmp_path_factory.mktemp(variant))
-        shutil.copy(BUNDLED / "tokenizer.json", folder)
-        folders[variant] = folder
-    return folders
-
-
 @pytest.mark.parametrize("variant", ["qwen3-qknorm", "llama-gqa-llama3"])
-def test_page_works_for_other_families(tiny_folders, variant):
-    at = open_page("pages/norms.py", tiny_folders[variant])
+def test_page_works_for_other_families(tiny_folder, variant):
+    at = open_page("pages/norms.py", tiny_folder(variant))
     assert not at.exception and not at.error
     specs = chart_specs(at)
     assert len(specs) == 4

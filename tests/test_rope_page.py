@@ -1,10 +1,7 @@
 """RoPE page: analysis on hand-made traces and the bundled model, figure orientation and labels, the page in AppTest."""
 
-import base64
 import json
 import math
-import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,10 +14,9 @@ from explorer.trace import Trace, trace
 from model import ModelConfig, load_model
 from model.rope import cos_sin, inv_freq_scaled, inv_freq_unscaled, llama3_bands
 
-from .conftest import LLAMA3_SCALING, build_hf_model, save_hf_model
+from .apptest_helpers import chart_specs, open_page
+from .conftest import BUNDLED, LLAMA3_SCALING
 
-ROOT = Path(__file__).resolve().parents[1]
-BUNDLED = ROOT / "model" / "bundled" / "stories260K"
 TOKENS = ["<s>", "␣the", "␣cat", "␣the"]  # a repeated token: positions must stay apart
 
 
@@ -47,10 +43,6 @@ def bundled_trace() -> Trace:
     return trace(model, ids, capture=analysis.capture_globs(model.config))
 
 
-def chart_specs(at: AppTest) -> list[dict]:
-    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
-
-
 def chart_titled(at: AppTest, start: str) -> dict:
     return next(s for s in chart_specs(at) if s["layout"].get("title", {}).get("text", "").startswith(start))
 
@@ -58,14 +50,6 @@ def chart_titled(at: AppTest, start: str) -> dict:
 def pair_planes_chart(at: AppTest) -> dict:
     return next(s for s in chart_specs(at) if any("turned by" in a.get("text", "")
                                                   for a in s["layout"].get("annotations", [])))
-
-
-def array(value) -> np.ndarray:
-    """A plotly JSON array: a list, or numpy data as {"dtype", "bdata" (base64), "shape"}."""
-    if not isinstance(value, dict):
-        return np.asarray(value)
-    flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
-    return flat.reshape([int(n) for n in value.get("shape", str(flat.size)).split(",")])
 
 
 # ---- analysis ----
@@ -259,10 +243,7 @@ def test_shift_figure_lines_and_axes():
 # ---- the page ----
 
 def test_page_renders_and_controls_change_the_view():
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.run()
-    at.switch_page("pages/rope.py")
-    at.run()
+    at = open_page("pages/rope.py")
     assert not at.exception and not at.error
     assert len(at.get("plotly_chart")) == 7
     assert any("no RoPE scaling" in c.value for c in at.caption)
@@ -284,25 +265,9 @@ def test_page_renders_and_controls_change_the_view():
     assert not table_after.iloc[:, 3].equals(table_before.iloc[:, 3])  # other θ, other probabilities
 
 
-@pytest.fixture(scope="module")
-def tiny_folders(tmp_path_factory):
-    """Tiny random Qwen3 and llama3-scaled checkpoints that the bundled tokenizer can drive (vocab 512)."""
-    folders = {}
-    for variant in ("qwen3-qknorm", "llama-gqa-llama3"):
-        folder = save_hf_model(build_hf_model(variant, vocab_size=512), tmp_path_factory.mktemp(variant))
-        shutil.copy(BUNDLED / "tokenizer.json", folder)
-        folders[variant] = folder
-    return folders
-
-
 @pytest.mark.parametrize("variant", ["qwen3-qknorm", "llama-gqa-llama3"])
-def test_page_works_for_other_families(tiny_folders, variant):
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.run()
-    at.selectbox(key="model_choice").set_value("Hub repo id or local folder…").run()
-    at.text_input(key="model_custom").set_value(str(tiny_folders[variant])).run()
-    at.switch_page("pages/rope.py")
-    at.run()
+def test_page_works_for_other_families(tiny_folder, variant):
+    at = open_page("pages/rope.py", tiny_folder(variant))
     assert not at.exception and not at.error
     spectrum = chart_titled(at, "RoPE frequency spectrum")
     names = [tr["name"] for tr in spectrum["data"]]

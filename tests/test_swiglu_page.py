@@ -9,8 +9,8 @@ import torch
 from explorer.analysis import swiglu as analysis
 from explorer.figures import swiglu as figures
 
-from .test_norms_page import TOKENS, array, chart_specs, open_page, synthetic_trace
-from .test_norms_page import tiny_folders  # noqa: F401 (a fixture, used by name)
+from .apptest_helpers import array, chart_specs, open_page
+from .test_norms_page import TOKENS, synthetic_trace
 
 PAGE = "pages/swiglu.py"
 
@@ -124,8 +124,8 @@ def test_page_renders_and_layer_and_token_change_the_view():
 
 
 @pytest.mark.parametrize("variant", ["qwen3-qknorm", "llama-gqa-llama3"])
-def test_page_works_for_other_families(tiny_folders, variant):
-    at = open_page(PAGE, tiny_folders[variant])
+def test_page_works_for_other_families(tiny_folder, variant):
+    at = open_page(PAGE, tiny_folder(variant))
     assert not at.exception and not at.error
     specs = chart_specs(at)
     assert len(array(specs[1]["data"][0]["y"])) == 2  # the tiny checkpoints have 2 layers
