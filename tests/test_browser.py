@@ -73,12 +73,10 @@ def browser():
 
 
 def wait_for_app(page, timeout_ms: int = 90_000) -> None:
-    """Until the script has finished running: Streamlit shows a status widget while it runs."""
+    """Until the script has finished its run: the app marks its state on the stApp element."""
     page.wait_for_selector('[data-testid="stMain"] h1', timeout=timeout_ms)  # every page has a title
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms
-    )
-    page.wait_for_timeout(1500)  # let Plotly finish drawing before the screenshot
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout_ms)
+    page.wait_for_timeout(1000)
 
 
 def open_page(browser, url: str):
