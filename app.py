@@ -102,7 +102,10 @@ def sidebar() -> None:
 
 
 selected = st.navigation(PAGES)
-restore_from_link(selected.url_path)
+# A page URL that was the server's very first request comes back here as a deep link (see explorer/app_state.py).
+deep_link = st.session_state.pop(DEEP_LINK, None)
+target = next((p for p in PAGES if deep_link and p.url_path == deep_link), selected)
+restore_from_link(target.url_path)
 if st.session_state.get(PRESENTER):
     # Keep the sidebar's values alive while it is hidden, and offer the way back at the top of the page.
     for key in ("model_choice", "model_custom", "hf_token", "device", "dtype", "prompt"):
@@ -116,14 +119,11 @@ else:
     with st.sidebar:
         sidebar()
 
-st.query_params.from_dict(link_params(selected.url_path))
+st.query_params.from_dict(link_params(target.url_path))
 st.session_state[ROUTER_RAN] = True
 st.session_state[PAGE_TRACES] = {}
-deep_link = st.session_state.pop(DEEP_LINK, None)
-if deep_link:  # a page URL that was the server's very first request (see explorer/app_state.py)
-    target = next((p for p in PAGES if p.url_path == deep_link), None)
-    if target is not None and target.url_path != selected.url_path:
-        st.switch_page(target)
+if target.url_path != selected.url_path:
+    st.switch_page(target, query_params=st.query_params.to_dict())
 selected.run()
 with st.sidebar:
     export_traces()

@@ -148,7 +148,7 @@ def ensure_router() -> None:
     """
     if not st.session_state.pop(ROUTER_RAN, False):
         st.session_state[DEEP_LINK] = urlparse(st.context.url or "").path.rstrip("/").rsplit("/", 1)[-1]
-        st.switch_page("app.py")
+        st.switch_page("app.py", query_params=st.query_params.to_dict())  # a shared link's state goes along
 
 
 def current() -> Session:

@@ -23,7 +23,10 @@ class Edits:
     # layers given a parameter-free per-head RMS normalisation of q and k before RoPE (QK-norm for a Llama)
     qk_norm_add: frozenset[int] = frozenset()
     remove_rope: bool = False  # every rotation angle zero: attention sees no positions
-    rope_theta: float | None = None  # re-run with another RoPE base (keeping the model's scaling)
+    rope_theta: float | None = None  # re-run with another RoPE base
+    # re-run with another long-context scaling ({"rope_type": "llama3" | "linear", ...}), or None for none at all;
+    # "model" keeps the model's own
+    rope_scaling: dict | None | Literal["model"] = "model"
     zero_neurons: Mapping[int, tuple[int, ...]] = field(default_factory=dict)  # layer -> SwiGLU hidden units
     replace: Mapping[str, Callable[[torch.Tensor], torch.Tensor]] = field(default_factory=dict)  # the general form
 
@@ -34,9 +37,11 @@ class Edits:
         """The inverse frequencies this edited forward rotates with."""
         if self.remove_rope:
             return torch.zeros_like(inv_freq)
-        if self.rope_theta is not None:
-            return inv_freq_scaled(config.head_dim, self.rope_theta, config.rope_scaling).to(inv_freq.device)
-        return inv_freq
+        if self.rope_theta is None and self.rope_scaling == "model":
+            return inv_freq
+        theta = config.rope_theta if self.rope_theta is None else self.rope_theta
+        scaling = config.rope_scaling if self.rope_scaling == "model" else self.rope_scaling
+        return inv_freq_scaled(config.head_dim, theta, scaling).to(inv_freq.device)
 
     def functions(self, config: ModelConfig) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
         """{capture name: function} for every edit that acts on a captured quantity."""

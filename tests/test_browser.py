@@ -132,6 +132,19 @@ def test_stability_lab_trains_both_models(server, browser):
         page.close()
 
 
+def test_a_shared_link_opens_the_stated_view(server, browser):
+    query = "prompt=Tom+had+a+red+ball&layer=2&head=3"
+    page = open_page(browser, f"{server}/attention?{query}")
+    try:
+        assert_clean(page)
+        page.screenshot(path=str(SHOTS / "shared-link.png"), full_page=True)
+        assert page.locator('[data-testid="stSidebar"] textarea').first.input_value() == "Tom had a red ball"
+        main = page.locator('[data-testid="stMain"]').inner_text()
+        assert "Every head of layer 2" in main and "head 3 (KV 1)" in main
+    finally:
+        page.close()
+
+
 def set_prompt(page, text: str) -> None:
     box = page.locator('[data-testid="stSidebar"] textarea').first
     box.fill(text)

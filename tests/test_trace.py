@@ -316,3 +316,14 @@ def test_a_saved_trace_reloads_to_the_same_tensors(tmp_path, tiny_checkpoint):
     assert all(torch.equal(back[name], t[name]) for name in t.names())
     assert back.saved_edits == repr(t.edits)
     assert torch.equal(back.pattern_by_group(1), t.pattern_by_group(1))
+
+
+def test_rope_scaling_edit_replaces_or_removes_the_models_scaling(tiny_checkpoint):
+    ours = load_model(tiny_checkpoint("llama-gqa-llama3")[0], device="cpu")
+    ids = random_ids(128, tokens=40)
+    clean = trace(ours, ids, capture=["rope.*", "logits"])
+    unscaled = trace(ours, ids, capture=["rope.*", "logits"], edits=Edits(rope_scaling=None))
+    torch.testing.assert_close(unscaled["rope.inv_freq"], clean["rope.inv_freq_unscaled"], **ATOL)
+    linear = trace(ours, ids, capture=["rope.inv_freq"], edits=Edits(rope_scaling={"rope_type": "linear", "factor": 4.0}))
+    torch.testing.assert_close(linear["rope.inv_freq"], clean["rope.inv_freq_unscaled"] / 4, **ATOL)
+    assert not torch.allclose(unscaled["logits"], clean["logits"])
