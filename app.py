@@ -13,18 +13,29 @@ EXAMPLE_PROMPTS = [
     "One day, a big dog saw a small bird in the tree. The dog wanted to",
 ]
 OTHER_SOURCE = "Hub repo id or local folder…"
-PAGES = [
-    st.Page("pages/model.py", title="Model", icon=":material/account_tree:", default=True),
-    st.Page("pages/attention.py", title="Attention", icon=":material/grid_on:"),
-    st.Page("pages/rope.py", title="RoPE", icon=":material/rotate_right:"),
-    st.Page("pages/norms.py", title="Norms", icon=":material/equalizer:"),
-    st.Page("pages/swiglu.py", title="SwiGLU", icon=":material/call_split:"),
-    st.Page("pages/logit_lens.py", title="Logit lens", icon=":material/visibility:"),
-    st.Page("pages/generate.py", title="Generate", icon=":material/edit_note:"),
-    st.Page("pages/compare.py", title="Llama vs Qwen3", icon=":material/compare:"),
-    st.Page("pages/lab.py", title="Stability lab", icon=":material/science:"),
-    st.Page("pages/lessons.py", title="Lessons", icon=":material/school:"),
-]
+# The navigation's sections; each lesson is a page of its own, so a teacher can share its address.
+PAGES = {
+    "Explore": [
+        st.Page("pages/model.py", title="Model", icon=":material/account_tree:", default=True),
+        st.Page("pages/attention.py", title="Attention", icon=":material/grid_on:"),
+        st.Page("pages/rope.py", title="RoPE", icon=":material/rotate_right:"),
+        st.Page("pages/norms.py", title="Norms", icon=":material/equalizer:"),
+        st.Page("pages/swiglu.py", title="SwiGLU", icon=":material/call_split:"),
+        st.Page("pages/logit_lens.py", title="Logit lens", icon=":material/visibility:"),
+        st.Page("pages/generate.py", title="Generate", icon=":material/edit_note:"),
+        st.Page("pages/compare.py", title="Llama vs Qwen3", icon=":material/compare:"),
+        st.Page("pages/lab.py", title="Stability lab", icon=":material/science:"),
+    ],
+    "Classroom": [
+        st.Page("pages/lesson_rmsnorm.py", title="RMSNorm vs LayerNorm", icon=":material/timer:"),
+        st.Page("pages/lesson_kv_cache.py", title="KV-cache memory", icon=":material/memory:"),
+        st.Page("pages/lesson_swiglu.py", title="SwiGLU", icon=":material/call_split:"),
+        st.Page("pages/lesson_rope.py", title="RoPE", icon=":material/rotate_right:"),
+        st.Page("pages/lesson_gqa.py", title="GQA", icon=":material/grid_on:"),
+        st.Page("pages/lesson_qk_norm.py", title="QK-norm", icon=":material/straighten:"),
+    ],
+}
+ALL_PAGES = [page for section in PAGES.values() for page in section]
 # Query parameters a shared link carries; layer, head and token go to the page's own "view.<page>.<name>" control.
 VIEW_PARAMS = ("layer", "head", "token")
 
@@ -101,10 +112,10 @@ def sidebar() -> None:
     st.toggle("Presenter mode", key=PRESENTER, help="Large fonts, full-screen charts, the sidebar tucked away.")
 
 
-selected = st.navigation(PAGES)
+selected = st.navigation(PAGES, expanded=True)  # all 15 pages: past 12 Streamlit would hide some behind "View more"
 # A page URL that was the server's very first request comes back here as a deep link (see explorer/app_state.py).
 deep_link = st.session_state.pop(DEEP_LINK, None)
-target = next((p for p in PAGES if deep_link and p.url_path == deep_link), selected)
+target = next((p for p in ALL_PAGES if deep_link and p.url_path == deep_link), selected)
 restore_from_link(target.url_path)
 if st.session_state.get(PRESENTER):
     # Keep the sidebar's values alive while it is hidden, and offer the way back at the top of the page.

@@ -1,8 +1,9 @@
 """What every page needs from the shared sidebar: the loaded model, the tokenized prompt, and cached traces.
 
-The only module of explorer/ that talks to Streamlit. Models and traces are cached with st.cache_resource: one
-copy per distinct request, shared read-only by every browser session; each session's prompt and edits live in its
-own st.session_state, so sessions never see each other's inputs.
+With explorer/lesson_ui.py (the lesson pages' helpers), the only module of explorer/ that talks to Streamlit. Models
+and traces are cached with st.cache_resource: one copy per distinct request, shared read-only by every browser
+session; each session's prompt and edits live in its own st.session_state, so sessions never see each other's
+inputs.
 """
 
 import hashlib

@@ -1,9 +1,11 @@
-"""Lessons page: every experiment at a reduced size, the figures' labels, and each lesson rendered in AppTest."""
+"""The lesson pages: every experiment at a reduced size, the figures' labels, and each lesson page rendered in
+AppTest."""
 
 import math
 from fractions import Fraction
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from streamlit.testing.v1 import AppTest
@@ -16,9 +18,17 @@ from explorer.trace import trace
 from model import ModelError, bundled_models, load_model
 from training.train import init_decoder, model_config
 
-from .apptest_helpers import array, chart_specs, chart_titles, open_page
+from .apptest_helpers import APP, array, chart_specs, chart_titles, open_page
 
-LESSONS = ("RMSNorm vs LayerNorm", "KV-cache memory", "SwiGLU", "RoPE", "GQA", "QK-norm")
+# page (pages/<name>.py, also its URL path) -> the lesson's short name, whose first word its title holds
+LESSONS = {
+    "lesson_rmsnorm": "RMSNorm vs LayerNorm",
+    "lesson_kv_cache": "KV-cache memory",
+    "lesson_swiglu": "SwiGLU",
+    "lesson_rope": "RoPE",
+    "lesson_gqa": "GQA",
+    "lesson_qk_norm": "QK-norm",
+}
 
 
 @pytest.fixture(scope="module")
@@ -175,30 +185,42 @@ def test_loss_by_position_chart_marks_the_training_length():
     assert "position" in fig.layout.xaxis.title.text and "nats, 3-position" in fig.layout.yaxis.title.text
 
 
-# ---- the page ----
+def test_extrapolation_verdict_is_worded_from_the_numbers():
+    own, larger = analysis.EXTRAPOLATION_THETAS
+    table = pd.DataFrame([
+        {"model": "a", "RoPE θ": own, "inside": 2.0, "beyond": 2.5, "change": 0.5},
+        {"model": "a", "RoPE θ": larger, "inside": 2.25, "beyond": 2.5, "change": 0.25},
+    ])
+    verdict = analysis.extrapolation_verdict(table)
+    assert "+0.500 nats (a)" in verdict and "RoPE does not extrapolate here" in verdict
+    assert "+0.250 nats (a)" in verdict and "a cost of up to +0.250 nats" in verdict
+    table["change"] = [-0.1, 0.0]
+    assert "RoPE extrapolates here" in analysis.extrapolation_verdict(table)
 
-@pytest.fixture
-def page():  # function scope: conftest's navigation_every_run must be in place before the app first runs
-    return open_page("pages/lessons.py")
 
+# ---- the pages ----
 
-def show(at: AppTest, lesson: str) -> AppTest:
-    at.radio(key="view.lessons.lesson").set_value(lesson)
-    at.run()
+def checked(at: AppTest) -> AppTest:
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
     return at
 
 
-def test_page_opens_on_the_norm_lesson(page):
-    assert not page.exception
-    assert page.radio(key="view.lessons.lesson").value == LESSONS[0]
+def visit(at: AppTest, name: str) -> AppTest:
+    """The same app (and sidebar state) on another lesson page."""
+    at.switch_page(f"pages/{name}.py")
+    return checked(at.run())
+
+
+def test_norm_lesson_opens_with_its_heatmap():
+    page = checked(open_page("pages/lesson_rmsnorm.py"))
+    assert page.title[0].value == "RMSNorm vs LayerNorm"
     assert any("LayerNorm would subtract" in h.value for h in page.subheader)
     assert any(t.startswith("Mean of each residual vector") for t in chart_titles(page))
 
 
-def test_norm_lesson_times_on_a_button(page, monkeypatch):
-    show(page, LESSONS[0])
+def test_norm_lesson_times_on_a_button(monkeypatch):
+    page = checked(open_page("pages/lesson_rmsnorm.py"))
     fake = analysis.NormTiming(rmsnorm_ms=3.0, layernorm_ms=2.0, builtin_rmsnorm_ms=1.8)
     calls = []
     monkeypatch.setattr(analysis, "time_norms", lambda *a, **k: calls.append(k) or fake)
@@ -208,39 +230,45 @@ def test_norm_lesson_times_on_a_button(page, monkeypatch):
     assert any("**-50.0%**" in m.value for m in page.markdown)  # slower: the page says so with the sign
 
 
-def test_each_lesson_renders(page):
-    seen = {}
-    for lesson in LESSONS:
-        show(page, lesson)
-        seen[lesson] = chart_titles(page)
-        assert lesson.split()[0] in page.header[0].value
-    assert any(t.startswith("KV cache at 4,096 tokens") for t in seen["KV-cache memory"])
-    assert any(t.startswith("KV-cache memory:") for t in seen["KV-cache memory"])
-    assert any(t.startswith("Parameters of one MLP block") for t in seen["SwiGLU"])
-    assert any(t.startswith("Layer 0: distribution") for t in seen["SwiGLU"])
-    assert any(t.startswith("Same q and k moved") for t in seen["RoPE"])
-    assert any(t.startswith("Attention patterns of layer 0") for t in seen["GQA"])
-    assert seen["QK-norm"] == []
+CHARTS = {  # each lesson page's charts, by the start of their titles
+    "lesson_rmsnorm": ["Mean of each residual vector"],
+    "lesson_kv_cache": ["KV cache at 4,096 tokens", "KV-cache memory:"],
+    "lesson_swiglu": ["Parameters of one MLP block", "Layer 0: distribution"],
+    "lesson_rope": ["Same q and k moved"],
+    "lesson_gqa": ["Attention patterns of layer 0"],
+    "lesson_qk_norm": [],
+}
 
 
-def test_kv_lesson_says_the_book_is_twice_the_formula(page):
-    show(page, "KV-cache memory")
+@pytest.mark.parametrize("name", list(LESSONS))
+def test_each_lesson_page_renders(name):
+    page = checked(open_page(f"pages/{name}.py"))
+    assert LESSONS[name].split()[0] in page.title[0].value
+    titles = chart_titles(page)
+    for start in CHARTS[name]:
+        assert any(t.startswith(start) for t in titles), (start, titles)
+    if not CHARTS[name]:
+        assert titles == []
+
+
+def test_kv_lesson_says_the_book_is_twice_the_formula():
+    page = checked(open_page("pages/lesson_kv_cache.py"))
     assert any("factor of 2" in w.value and "2 GiB, 512 MiB, 64 MiB" in w.value for w in page.warning)
     assert any("= **536,870,912 bytes (512 MiB)**" in m.value for m in page.markdown)  # the GQA-8 default
-    page.number_input(key="view.lessons.kv_batch").set_value(2).run()
+    page.number_input(key="view.lesson_kv_cache.batch").set_value(2).run()
     assert any("= **1,073,741,824 bytes (1 GiB)**" in m.value for m in page.markdown)
-    page.number_input(key="view.lessons.kv_kv_heads").set_value(5).run()
+    page.number_input(key="view.lesson_kv_cache.kv_heads").set_value(5).run()
     assert not page.exception and any("cannot be shared evenly" in e.value for e in page.error)
-    page.number_input(key="view.lessons.kv_kv_heads").set_value(8).run()
+    page.number_input(key="view.lesson_kv_cache.kv_heads").set_value(8).run()
 
 
-def test_rope_lesson_controls_change_the_scores(page):
-    show(page, "RoPE")
+def test_rope_lesson_controls_change_the_scores():
+    page = checked(open_page("pages/lesson_rope.py"))
     first = next(m.value for m in page.markdown if m.value.startswith("**Measured:** this head"))
-    page.selectbox(key="view.lessons.rope_head").set_value(5).run()
+    page.selectbox(key="view.lesson_rope.head").set_value(5).run()
     second = next(m.value for m in page.markdown if m.value.startswith("**Measured:** this head"))
     assert not page.exception and first != second and "The claim holds" in second
-    if {"pair-llama", "pair-qwen3"} <= set(bundled_models()):
+    if set(analysis.PAIR) <= set(bundled_models()):
         chart = next(spec for spec in chart_specs(page)
                      if "Loss at each position" in spec["layout"]["title"]["text"])
         assert len(chart["data"]) == 4 and all(len(array(d["y"])) == 256 for d in chart["data"])
@@ -249,22 +277,32 @@ def test_rope_lesson_controls_change_the_scores(page):
         assert any("not in model/bundled yet" in i.value for i in page.info)
 
 
-def test_gqa_lesson_reports_the_group_saving(page):
-    show(page, "GQA")
+def test_gqa_lesson_reports_the_group_saving():
+    page = checked(open_page("pages/lesson_gqa.py"))
     assert any("**2× smaller**" in m.value for m in page.markdown)
-    page.slider(key="view.lessons.gqa_layer").set_value(3).run()
+    page.slider(key="view.lesson_gqa.layer").set_value(3).run()
     assert not page.exception and any(t.startswith("Attention patterns of layer 3") for t in chart_titles(page))
+    assert page.query_params["layer"] in (["3"], "3")  # the address bar now holds a link to this view
+
+
+def test_a_shared_link_opens_a_lesson_on_its_layer():
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.switch_page("pages/lesson_gqa.py")
+    at.query_params["layer"] = "2"
+    checked(at.run())
+    assert at.slider(key="view.lesson_gqa.layer").value == 2
+    assert any(t.startswith("Attention patterns of layer 2") for t in chart_titles(at))
 
 
 @pytest.mark.parametrize("variant", ["qwen3-qknorm", "llama-linear-mha-tied"])
 def test_every_lesson_renders_for_other_families(tiny_folder, variant):
     """A tiny random Qwen3 (QK-norm, head_dim 32) and a Llama with MHA and linear RoPE scaling, with the bundled
     tokenizer (vocab 512)."""
-    at = open_page("pages/lessons.py", tiny_folder(variant))
-    for lesson in LESSONS:
-        show(at, lesson)
+    at = open_page("pages/lesson_rmsnorm.py", tiny_folder(variant))
+    for name in LESSONS:
+        visit(at, name)
         markdown = " ".join(m.value for m in at.markdown)
-        if lesson == "GQA":
+        if name == "lesson_gqa":
             assert ("is itself multi-head attention" in markdown) == (variant == "llama-linear-mha-tied")
-        if lesson == "QK-norm":
+        if name == "lesson_qk_norm":
             assert ("The loaded model uses QK-norm." in markdown) == (variant == "qwen3-qknorm")

@@ -1,4 +1,4 @@
-"""The experiments of the Lessons page: each measures, on this machine or this model, what a textbook claims.
+"""The experiments of the lesson pages (pages/lesson_*.py): each measures, on this machine or this model, what a textbook claims.
 
 Every function returns plain numbers, so a test can run it at a reduced size and the page can show the result
 next to the claim whether the two agree or not.
@@ -158,6 +158,11 @@ def mlp_weights_per_layer(model: Decoder) -> int:
 
 # ---------------------------------------------------------------- RoPE
 
+PAIR = ("pair-llama", "pair-qwen3")  # trained on 128-token windows, context 256: room to test extrapolation
+PAIR_TRAINING_LENGTH = 128
+EXTRAPOLATION_THETAS = (10_000.0, 40_000.0)  # the pair's own RoPE base, and one four times larger
+EXTRAPOLATION_WINDOWS = 32
+
 
 def shift_check(t: Trace, layer: int, head: int, m: int, n: int) -> pd.DataFrame:
     """One head's un-rotated q at m and k at n, rotated as if placed at (m + s, n + s) and at (m + s, n), for shifts
@@ -210,6 +215,32 @@ def extrapolation_table(curves: dict[tuple[str, float], np.ndarray], training_le
         seen, beyond = float(losses[inside].mean()), float(losses[training_length:].mean())
         rows.append({"model": name, "RoPE θ": theta, "inside": seen, "beyond": beyond, "change": beyond - seen})
     return pd.DataFrame(rows)
+
+
+def extrapolation_verdict(table: pd.DataFrame) -> str:
+    """What the measurement says about the claim, from the table of extrapolation_table, worded from its numbers."""
+    own_theta, larger_theta = EXTRAPOLATION_THETAS
+    own, larger = table[table["RoPE θ"] == own_theta], table[table["RoPE θ"] == larger_theta]
+
+    def changes(rows: pd.DataFrame) -> str:
+        return ", ".join(f"{r.change:+.3f} nats ({r.model})" for r in rows.itertuples())
+
+    verdict = (
+        "the loss does not rise beyond the training length: at twice that length, RoPE extrapolates here"
+        if own["change"].max() <= 0
+        else "the loss rises on positions never seen in training: with the θ it was trained with, RoPE does not "
+        "extrapolate here"
+    )
+    inside_cost = (larger["inside"].to_numpy() - own["inside"].to_numpy()).max()
+    return (
+        f"**Measured:** with their own θ ({own_theta:,.0f}), from the last quarter of the trained positions to the "
+        f"positions beyond, the loss changes by {changes(own)}: {verdict}. With θ = {larger_theta:,.0f} the change "
+        f"is {changes(larger)}: slower rotations keep the angles at positions up to {2 * PAIR_TRAINING_LENGTH} closer "
+        f"to those seen in training, at a cost of up to {inside_cost:+.3f} nats on the trained positions, whose "
+        "rotations the weights were fitted to. Textbooks compare RoPE with learned absolute position embeddings, "
+        "which have no vector at all for an unseen position; this project trains no such twin, so the measurement "
+        "tests whether RoPE extrapolates, not whether it does so better than they would."
+    )
 
 
 # ---------------------------------------------------------------- GQA

@@ -1,4 +1,4 @@
-"""Figures of the Lessons page: each sets a measurement beside a textbook claim."""
+"""Figures of the lesson pages (pages/lesson_*.py): each sets a measurement beside a textbook claim."""
 
 import numpy as np
 import plotly.graph_objects as go

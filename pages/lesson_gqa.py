@@ -1,0 +1,64 @@
+"""Lesson: grouped-query attention. The KV-cache saving against the MHA twin, and the heads that share keys."""
+
+import streamlit as st
+
+from explorer.analysis import lessons as analysis
+from explorer.analysis import model_facts as facts
+from explorer.analysis.attention import pattern_by_group
+from explorer.app_state import current, show
+from explorer.figures.attention import head_grid
+from explorer.lesson_ui import claim, lesson_title, remembered
+
+session = current()
+config, tokens, model = session.model.config, session.tokens, session.model
+L, G = config.num_hidden_layers, config.group_size
+
+
+@st.fragment
+def group_view() -> None:
+    t = session.trace(["layers.*.self_attn.pattern", "layers.*.self_attn.scores"])
+    remembered("view.lesson_gqa.layer", range(L), 0)
+    layer = st.slider("Layer", 0, L - 1, key="view.lesson_gqa.layer") if L > 1 else 0
+    show(
+        head_grid(
+            pattern_by_group(t, layer), tokens, title=f"Attention patterns of layer {layer}, one row per shared KV head"
+        ),
+        key="lesson_gqa.heads",
+    )
+    st.caption(
+        "Heads in one row read the same keys: where they put their weight can still differ, because each has "
+        "its own query. The Attention page shows every head up close."
+    )
+
+
+lesson_title("Grouped-query attention (GQA)", session.choice.source)
+st.markdown(
+    "Each query head compares its query with the keys of earlier tokens and reads their values. In **GQA**, "
+    "query heads come in groups that share one key/value head: each group looks at the same keys and values "
+    "through different queries. The KV cache shrinks by the group size G, at a small cost in quality. "
+    f"This model has {config.num_attention_heads} query heads and {config.num_key_value_heads} KV heads "
+    f"(G = {G}); below, each row of maps is one group."
+)
+claim(
+    "GQA shrinks the KV cache by the number of query heads per KV head, compared with multi-head attention "
+    "of the same size."
+)
+context = config.max_position_embeddings
+per_value_dtype = config.dtype if config.dtype in facts.BYTES_PER_VALUE else "bfloat16"
+mine, mha = analysis.kv_saving_against_mha(model, context, facts.BYTES_PER_VALUE[per_value_dtype])
+measured = (
+    f"**Measured with the formula:** at its full context of {context:,} tokens in {per_value_dtype}, this "
+    f"model's KV cache takes **{facts.format_bytes(mine['bytes'])}** per sequence"
+)
+if G > 1:
+    st.markdown(
+        f"{measured}, its MHA twin ({config.num_attention_heads} KV heads) "
+        f"**{facts.format_bytes(mha['bytes'])}**: **{mha['bytes'] / mine['bytes']:g}× smaller**, the group "
+        "size."
+    )
+else:
+    st.markdown(
+        f"{measured}. This model is itself multi-head attention (G = 1), so it saves nothing; load a GQA "
+        "model such as stories260K or Qwen3 to see a saving."
+    )
+group_view()

@@ -1,0 +1,72 @@
+"""Lesson: SwiGLU, a gated MLP. The 8/3 · D parameter claim counted exactly, and what the gate lets through."""
+
+import streamlit as st
+
+from explorer.analysis import lessons as analysis
+from explorer.analysis import swiglu as swiglu_analysis
+from explorer.app_state import current, show
+from explorer.figures import lessons as figures
+from explorer.figures.swiglu import distributions_figure
+from explorer.lesson_ui import claim, lesson_title, remembered
+
+session = current()
+config, model = session.model.config, session.model
+L = config.num_hidden_layers
+
+
+@st.fragment
+def gate_histograms() -> None:
+    st.subheader("In the loaded model: what the gate lets through")
+    st.caption(
+        "silu(gate) is the factor each neuron's up value is multiplied by: a peak at 0 means the gate shuts "
+        "many neurons for most tokens, a long positive tail means it lets a few pass strongly."
+    )
+    t = session.trace(swiglu_analysis.capture_names(L))
+    remembered("view.lesson_swiglu.layer", range(L), 0)
+    layer = st.slider("Layer", 0, L - 1, key="view.lesson_swiglu.layer") if L > 1 else 0
+    histograms = {
+        name: swiglu_analysis.histogram(swiglu_analysis.mlp_values(t, layer, name)) for name in ("act", "up", "hidden")
+    }
+    show(distributions_figure(histograms, layer), key="lesson_swiglu.gate_histograms")
+
+
+lesson_title("SwiGLU: a gated MLP", session.choice.source)
+st.markdown(
+    "The MLP of a block widens each token's vector, applies a non-linearity and narrows it back. The classic "
+    "Transformer MLP has two matrices, D → 4D → D, with GELU in between. **SwiGLU** has three: *gate* and *up* "
+    "both map D → F, silu(gate) multiplies up element by element, and *down* maps F → D. The gate decides, per "
+    "neuron and token, how much of up passes. To spend the same number of weights with three matrices instead "
+    "of two, F is made 8/3 · D instead of 4 · D."
+)
+claim("A SwiGLU hidden size of 8/3 × dim keeps the parameter count of a 4 × dim GELU MLP.")
+counts = analysis.mlp_counts(model)
+D, F = counts.dim, counts.intermediate
+exact_hidden = 8 * D / 3
+left, right = st.columns([2, 3])
+left.markdown(
+    f"For this model's width **D = {D:,}**:\n"
+    f"- GELU MLP: 2 · D · 4D = **{counts.gelu_4d:,}** weights\n"
+    f"- SwiGLU with F = 8/3 · D = {exact_hidden:,.2f}: 3 · D · F = **{float(counts.swiglu_8_3):,.0f}** weights, "
+    f"{'exactly equal' if counts.swiglu_8_3 == counts.gelu_4d else 'not equal'} (3 · 8/3 = 8 = 2 · 4)\n"
+    f"- SwiGLU with the model's own F = {F:,}: 3 · D · F = **{counts.swiglu_actual:,}** weights, "
+    f"**{counts.ratio:.4f} ×** the GELU MLP\n"
+    f"- counted from the loaded weights: **{analysis.mlp_weights_per_layer(model):,}** per layer"
+    + (" (biases included)" if config.mlp_bias else "")
+)
+left.caption(
+    "The claim holds exactly for F = 8/3 · D. Real models round F (to a multiple of 4, 64 or 256, good "
+    "for the hardware), so their MLP is a little larger or smaller than the 4 · D one."
+)
+show(
+    figures.mlp_parameter_bar(
+        [
+            f"GELU, hidden 4·D = {4 * D:,}",
+            f"SwiGLU, hidden 8/3·D = {exact_hidden:,.2f}",
+            f"SwiGLU, this model's F = {F:,}",
+        ],
+        [counts.gelu_4d, float(counts.swiglu_8_3), counts.swiglu_actual],
+    ),
+    key="lesson_swiglu.mlp_parameters",
+    container=right,
+)
+gate_histograms()
