@@ -10,10 +10,13 @@ save_pretrained(safe_serialization=True) to a temporary folder, and that folder 
 
 from __future__ import annotations
 
+import argparse
+import os
 import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -219,3 +222,100 @@ def interleaved_medians(
         fns, repeats, warmup=warmup, sync=sync, progress=progress, clock=clock, time_limit=time_limit
     )
     return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def add_run_arguments(
+    p: argparse.ArgumentParser, *, repeats_cpu: int = 15, repeats_gpu: int = 50, time_limit_cpu: float = 60.0
+) -> argparse.ArgumentParser:
+    """The flags every benchmark shares: --model --device --dtype --tokens --repeats --warmup --time-limit --threads
+    --clock --seed --copy-weights. Turn the parsed values into settings with `run_settings`."""
+    p.add_argument("--model", choices=sorted(CONFIGS), default="smollm2-135m", help="model shape (random weights)")
+    p.add_argument("--device", default=None, help="cuda if available, else cpu")
+    p.add_argument("--dtype", default=None, help="bfloat16 on cuda, float32 on cpu")
+    p.add_argument("--tokens", type=int, nargs="+", default=[128, 512], help="sequence lengths T (batch 1)")
+    p.add_argument("--repeats", type=int, default=None,
+                   help=f"timed runs per function and T (default: {repeats_cpu} on cpu, {repeats_gpu} on a GPU)")
+    p.add_argument("--warmup", type=int, default=None,
+                   help="untimed rounds per T first (default: 2 on cpu, 5 on a GPU)")
+    p.add_argument("--time-limit", type=float, default=None,
+                   help=f"wall seconds per T after which timing stops early (at least 3 rounds); default "
+                        f"{time_limit_cpu:g} on cpu, none on a GPU; 0 for none")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
+    p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                   help="cpu: CPU seconds of this process instead of wall time; steadier on a busy machine, "
+                        "meaningful only with --threads 1 and on --device cpu")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--copy-weights", action="store_true",
+                   help="copy our loaded weights out of the safetensors memory map into ordinary memory")
+    p.set_defaults(_repeats_cpu=repeats_cpu, _repeats_gpu=repeats_gpu, _time_limit_cpu=time_limit_cpu)
+    return p
+
+
+@dataclass
+class RunSettings:
+    device: torch.device
+    dtype: torch.dtype
+    repeats: int
+    warmup: int
+    time_limit: float | None  # None: no limit
+    clock: Callable[[], float]
+    clock_name: str  # "wall" or "cpu"
+    sync: Callable[[], None]
+
+    def describe(self) -> str:
+        return (f"{self.device} {str(self.dtype).removeprefix('torch.')}, {torch.get_num_threads()} threads, "
+                f"{self.repeats} repeats after {self.warmup} warm-up rounds, {self.clock_name} clock")
+
+    def timing_kwargs(self) -> dict:
+        """The keyword arguments of interleaved_times / interleaved_medians these settings stand for."""
+        return {"warmup": self.warmup, "sync": self.sync, "clock": self.clock, "time_limit": self.time_limit}
+
+
+def run_settings(args: argparse.Namespace) -> RunSettings:
+    """Device, dtype, repeats, clock... from flags added by add_run_arguments; applies --threads.
+    Raises ValueError for --clock cpu without --device cpu and --threads 1 (it would not measure the work)."""
+    device = torch.device(args.device or default_device())
+    dtype = parse_dtype(args.dtype) if args.dtype else default_dtype(device)
+    on_cpu = device.type == "cpu"
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.clock == "cpu" and not (on_cpu and torch.get_num_threads() == 1):
+        raise ValueError("--clock cpu needs --device cpu and --threads 1")
+    time_limit = args.time_limit if args.time_limit is not None else (args._time_limit_cpu if on_cpu else None)
+    return RunSettings(
+        device=device,
+        dtype=dtype,
+        repeats=args.repeats or (args._repeats_cpu if on_cpu else args._repeats_gpu),
+        warmup=args.warmup if args.warmup is not None else (2 if on_cpu else 5),
+        time_limit=time_limit or None,
+        clock=time.process_time if args.clock == "cpu" else time.perf_counter,
+        clock_name=args.clock,
+        sync=synchronize_fn(device),
+    )
+
+
+def warn_if_busy(clock_name: str = "wall") -> None:
+    """CPU timings mean little when other processes compete for the cores; say so rather than mislead."""
+    if not hasattr(os, "getloadavg"):
+        return
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    if load <= 0.75 * cores:
+        return
+    if clock_name == "cpu":
+        print(f"note: load average {load:.1f} on {cores} cores: CPU-clock times still vary by a few percent (other "
+              "processes share caches and memory bandwidth); compare ratios and paired ratios, not absolute times",
+              flush=True)
+    else:
+        print(f"warning: load average {load:.1f} on {cores} cores: other processes compete for the CPU, so absolute "
+              "times are inflated and noisy, and multi-threaded wall times can be off by several times; "
+              "prefer --threads 1 --clock cpu", flush=True)
+
+
+def progress_printer(label: str) -> Callable[[int, int], None]:
+    """A `progress` callback for interleaved_times that prints about five lines per run."""
+
+    def progress(done: int, total: int) -> None:
+        if done == total or done % max(1, total // 5) == 0:
+            print(f"  {label}: {done}/{total}", flush=True)
+
+    return progress

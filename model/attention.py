@@ -83,13 +83,18 @@ class Attention(nn.Module):
         n = self.name
         B, Hq, T, dh = q.shape
         Hkv, S, G = k.shape[1], k.shape[2], self.n_heads // self.n_kv_heads
-        # View the query heads as (KV group, member) and let each group's single K broadcast over its members.
-        q_grouped = q.view(B, Hkv, G, T, dh)
-        scores = (q_grouped @ k[:, :, None].transpose(-1, -2)) * (1.0 / math.sqrt(dh))  # (B, Hkv, G, T, S)
-        scores = scores.reshape(B, Hq, T, S).float()
-        if mask is None:
-            mask = torch.ones(T, S, dtype=torch.bool, device=q.device).tril(S - T)
-        scores = capture(f"{n}.scores", scores.masked_fill(~mask, float("-inf")))
+        # One matmul per KV head: its G query heads stacked along the rows read its single K, uncopied.
+        scores = torch.bmm(q.reshape(B * Hkv, G * T, dh), k.reshape(B * Hkv, S, dh).transpose(1, 2))
+        scores = scores.mul_(1.0 / math.sqrt(dh)).view(B, Hq, T, S).float()  # a fresh tensor: scale in place
+        scores = capture(f"{n}.scores", scores.add_(_causal_bias(mask, T, S, q.device)))
         pattern = capture(f"{n}.pattern", torch.softmax(scores, dim=-1))  # float32, rows sum to 1
-        z = pattern.to(v.dtype).view(B, Hkv, G, T, S) @ v[:, :, None]  # (B, Hkv, G, T, dh)
-        return z.reshape(B, Hq, T, dh)
+        z = torch.bmm(pattern.to(v.dtype).reshape(B * Hkv, G * T, S), v.reshape(B * Hkv, S, dh))
+        return z.view(B, Hq, T, dh)
+
+
+def _causal_bias(mask: torch.Tensor | None, T: int, S: int, device) -> torch.Tensor:
+    """(T, S) float32: 0 where a query may attend, -inf where it may not. Adding it is much cheaper than a boolean
+    masked_fill of the scores. mask=None means plain causal with the T queries at the end of the S keys."""
+    if mask is None:
+        return torch.full((T, S), float("-inf"), device=device).triu_(S - T + 1)
+    return torch.zeros(T, S, device=device).masked_fill_(~mask, float("-inf"))
