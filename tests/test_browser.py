@@ -109,29 +109,27 @@ def test_every_page_renders_charts_without_exception(server, browser, page_name)
         page.close()
 
 
+def press_and_wait(browser, url: str, button: str, shot: str, *, min_charts: int, timeout_ms: int = 90_000):
+    """Open a page, press its main button, wait for the run to finish, check it and keep a screenshot."""
+    page = open_page(browser, url)
+    page.get_by_role("button", name=button).click()
+    page.wait_for_timeout(500)
+    wait_for_app(page, timeout_ms=timeout_ms)
+    assert_clean(page, min_charts=min_charts)
+    page.screenshot(path=str(SHOTS / shot), full_page=True)
+    return page
+
+
 def test_generate_then_the_continuation_is_shown(server, browser):
-    page = open_page(browser, f"{server}/generate")
+    page = press_and_wait(browser, f"{server}/generate", "Generate", "generate.png", min_charts=0)
     try:
-        page.get_by_role("button", name="Generate").click()
-        page.wait_for_timeout(500)
-        wait_for_app(page)
-        assert_clean(page, min_charts=0)
-        page.screenshot(path=str(SHOTS / "generate.png"), full_page=True)
         assert "Clear continuation" in page.locator('[data-testid="stMain"]').inner_text()
     finally:
         page.close()
 
 
 def test_stability_lab_trains_both_models(server, browser):
-    page = open_page(browser, f"{server}/lab")
-    try:
-        page.get_by_role("button", name="Train both models").click()
-        page.wait_for_timeout(500)
-        wait_for_app(page, timeout_ms=300_000)
-        assert_clean(page, min_charts=2)
-        page.screenshot(path=str(SHOTS / "lab.png"), full_page=True)
-    finally:
-        page.close()
+    press_and_wait(browser, f"{server}/lab", "Train both models", "lab.png", min_charts=2, timeout_ms=300_000).close()
 
 
 def test_a_shared_link_opens_the_stated_view(server, browser):
