@@ -35,6 +35,7 @@ class Trace:
     config: ModelConfig
     edits: Edits = field(default_factory=Edits)
     prompt_length: int | None = None  # where generated tokens begin, for a trace of a generation
+    saved_edits: str | None = None  # for a trace read back by Trace.load: its edits, described (functions don't keep)
 
     def __getitem__(self, name: str) -> torch.Tensor:
         try:
