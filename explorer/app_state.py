@@ -18,7 +18,7 @@ from model import Decoder, ModelError, Tokenizer, load_model, load_tokenizer
 
 from .edits import Edits
 from .export import figure_csv, figure_html
-from .trace import CaptureSpec, Trace, estimate_bytes, trace
+from .trace import Trace, estimate_bytes, trace
 
 # A trace that would hold more than this is refused with a message (override with MBE_TRACE_BUDGET_MB).
 TRACE_BUDGET_BYTES = int(os.environ.get("MBE_TRACE_BUDGET_MB", "2048")) * 2**20
@@ -121,6 +121,17 @@ def show(fig, *, key: str, container=st) -> None:
                            key=f"export.html.{key}", on_click="ignore")
         st.download_button("Data (CSV)", lambda: figure_csv(fig), f"{name}.csv", "text/csv",
                            key=f"export.csv.{key}", on_click="ignore")
+
+
+def remember(key: str, options, default) -> None:
+    """Give a page control (key "view.*") `default` when it has no remembered value yet, or when another prompt or
+    model made the remembered one invalid (a list value, from a multiselect, must lie within `options`).
+
+    The controls themselves take no default: app.py re-assigns "view.*" keys, and Streamlit warns when a widget gets
+    a value both ways."""
+    value = st.session_state.get(key)
+    if not (set(value) <= set(options) if isinstance(value, list) else value in options):
+        st.session_state[key] = default
 
 
 def export_traces() -> None:

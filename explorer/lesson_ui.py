@@ -1,7 +1,7 @@
-"""What the lesson pages (pages/lesson_*.py) share: their title and intro, the claim box, remembered controls, and
-the cached experiment runners.
+"""What the lesson pages (pages/lesson_*.py) share: their title and intro, the claim box and the cached
+experiment runners.
 
-Like explorer/app_state.py, this is an app-state helper that calls Streamlit (st.info, st.session_state,
+Like explorer/app_state.py, this is an app-state helper that calls Streamlit (st.info,
 st.cache_data), so only page scripts import it. The lessons' pure computations stay in explorer/analysis/lessons.py
 and their figures in explorer/figures/lessons.py.
 """
@@ -28,13 +28,6 @@ def lesson_title(title: str, source: str) -> None:
 
 def claim(text: str) -> None:
     st.info(f"**The claim.** {text}", icon=":material/menu_book:")
-
-
-def remembered(key: str, options, default) -> None:
-    """Reset a remembered control value that is missing or invalid for this model or prompt (widgets below take no
-    default of their own: app.py re-assigns "view.*" keys, and Streamlit warns when a widget gets both)."""
-    if st.session_state.get(key) not in options:
-        st.session_state[key] = default
 
 
 @st.cache_data(show_spinner="Measuring the pair's loss at every position…", max_entries=4)

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from explorer.analysis.attention import head_label, head_summaries, layer_heads, pattern_by_group
-from explorer.app_state import current, show
+from explorer.app_state import current, remember, show
 from explorer.figures.attention import head_grid, head_matrix, head_summary_heatmap
 
 session = current()
@@ -24,15 +24,9 @@ st.caption(f"{config.num_attention_heads} query heads share {config.num_key_valu
            f"(G = {G} query heads per KV head) in each of {n_layers} layers; {len(tokens)} tokens.")
 
 
-def keep_in_range(key: str, count: int) -> None:
-    """A remembered layer/head index from a bigger model would be out of range for this one: start over at 0."""
-    if st.session_state.get(key, 0) >= count:
-        st.session_state[key] = 0
-
-
 @st.fragment
 def head_views() -> None:
-    keep_in_range("view.attention.layer", n_layers)
+    remember("view.attention.layer", range(n_layers), 0)
     layer = st.slider("Layer", 0, n_layers - 1, key="view.attention.layer") if n_layers > 1 else 0
     st.subheader(f"Every head of layer {layer}")
     show(head_grid(pattern_by_group(t, layer), tokens,
@@ -44,7 +38,7 @@ def head_views() -> None:
 @st.fragment
 def one_head(layer: int) -> None:
     st.subheader("One head, up close")
-    keep_in_range("view.attention.head", config.num_attention_heads)
+    remember("view.attention.head", range(config.num_attention_heads), 0)
     left, right = st.columns([1, 2])
     head = left.selectbox("Head", range(config.num_attention_heads), key="view.attention.head",
                           format_func=lambda h: head_label(h, G))

@@ -9,13 +9,13 @@ import torch
 from explorer.analysis import compare
 from explorer.analysis.attention import head_label, layer_heads
 from explorer.analysis.model_facts import top_next_tokens
-from explorer.app_state import ModelChoice, current, load, show, trace_model
+from explorer.app_state import ModelChoice, current, load, remember, show, trace_model
 from explorer.figures import compare as figures
 from explorer.figures.attention import head_matrix
 from explorer.figures.common import DIVERGING, token_heatmap
 from explorer.figures.model import top_k_bar
 from explorer.trace import Trace
-from model import DEFAULT_MODEL, Decoder, ModelError, Tokenizer, bundled_models
+from model import Decoder, ModelError, Tokenizer, bundled_models
 
 OTHER_SOURCE = "Hub repo id or local folder…"
 PAIR = {"a": "pair-llama", "b": "pair-qwen3"}  # the bundled controlled pair: identical except for QK-norm
@@ -58,7 +58,7 @@ def pick_source(where, slot: str) -> str:
     options = [*bundled_models(), OTHER_SOURCE]
     key = f"view.compare.{slot}"
     if st.session_state.get(key) not in options:
-        st.session_state[key] = PAIR[slot] if PAIR[slot] in options else DEFAULT_MODEL
+        st.session_state[key] = PAIR[slot]
     picked = where.selectbox(f"Model {slot.upper()}", options, key=key)
     if picked != OTHER_SOURCE:
         return picked
@@ -91,19 +91,8 @@ def slug(name: str) -> str:
     return "_".join(re.findall(r"\w+", name))
 
 
-def keep_in(key: str, options: list, default) -> None:
-    """A remembered control value that another model made invalid starts over at `default`."""
-    value = st.session_state.get(key)
-    if value is not None and not (set(value) <= set(options) if isinstance(value, list) else value in options):
-        st.session_state[key] = default
-
-
 pickers = st.columns(2)
 sources = [pick_source(col, slot) for col, slot in zip(pickers, "ab")]
-missing = [name for name in PAIR.values() if name not in bundled_models()]
-if missing and DEFAULT_MODEL in sources:
-    st.info(f"The bundled pair ({', '.join(missing)}) is not in this copy of the app, so {DEFAULT_MODEL} stands in. "
-            "Train the pair with `python -m training.train_pair`, or pick a Qwen3 checkpoint for model B above.")
 a, b = open_side("a", sources[0]), open_side("b", sources[1])
 LA, LB = a.model.config.num_hidden_layers, b.model.config.num_hidden_layers
 
@@ -117,7 +106,7 @@ def aligned_layer_panels() -> None:
         "the vectors were before; without it, nothing bounds them. "
         + ("Layers are matched by relative depth, as the models have different numbers of layers." if LA != LB else "")
     )
-    keep_in("view.compare.layer", list(range(LA)), 0)
+    remember("view.compare.layer", list(range(LA)), 0)
     layer_a = st.slider(f"Layer of model {a.name}", 0, LA - 1, key="view.compare.layer") if LA > 1 else 0
     layer_b = compare.aligned_layer(layer_a, LA, LB)
     if LA != LB:
@@ -176,8 +165,7 @@ def ablation_view(side: Side) -> None:
     else:
         st.markdown(f"{side.name} has no QK-norm: add a per-head RMS normalisation of q and k (before RoPE, no "
                     "learned gain) on some layers, and every q and k there gets length √head_dim.")
-    keep_in(f"view.compare.{slot}.layers", layers, layers)
-    st.session_state.setdefault(f"view.compare.{slot}.layers", layers)
+    remember(f"view.compare.{slot}.layers", layers, layers)
     chosen = st.multiselect("Edited layers", layers, key=f"view.compare.{slot}.layers")
     if not chosen:
         st.info("Choose at least one layer to edit.")
@@ -210,8 +198,8 @@ def ablation_view(side: Side) -> None:
 
     st.markdown("**One head, unedited and edited.** Rows are queries, columns keys.")
     chosen = sorted(chosen)
-    keep_in(f"view.compare.{slot}.pattern_layer", chosen, chosen[0])
-    keep_in(f"view.compare.{slot}.head", list(range(config.num_attention_heads)), 0)
+    remember(f"view.compare.{slot}.pattern_layer", chosen, chosen[0])
+    remember(f"view.compare.{slot}.head", list(range(config.num_attention_heads)), 0)
     pick_layer, pick_head, pick_view = st.columns(3)
     layer = pick_layer.selectbox("Layer (an edited one)", chosen, key=f"view.compare.{slot}.pattern_layer")
     head = pick_head.selectbox("Head", range(config.num_attention_heads), key=f"view.compare.{slot}.head",

@@ -5,9 +5,9 @@ import streamlit as st
 from explorer.analysis import lessons as analysis
 from explorer.analysis import model_facts as facts
 from explorer.analysis.attention import pattern_by_group
-from explorer.app_state import current, show
+from explorer.app_state import current, remember, show
 from explorer.figures.attention import head_grid
-from explorer.lesson_ui import claim, lesson_title, remembered
+from explorer.lesson_ui import claim, lesson_title
 
 session = current()
 config, tokens, model = session.model.config, session.tokens, session.model
@@ -17,7 +17,7 @@ L, G = config.num_hidden_layers, config.group_size
 @st.fragment
 def group_view() -> None:
     t = session.trace(["layers.*.self_attn.pattern", "layers.*.self_attn.scores"])
-    remembered("view.lesson_gqa.layer", range(L), 0)
+    remember("view.lesson_gqa.layer", range(L), 0)
     layer = st.slider("Layer", 0, L - 1, key="view.lesson_gqa.layer") if L > 1 else 0
     show(
         head_grid(

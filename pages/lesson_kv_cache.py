@@ -4,10 +4,10 @@ import streamlit as st
 
 from explorer.analysis import lessons as analysis
 from explorer.analysis import model_facts as facts
-from explorer.app_state import current, show
+from explorer.app_state import current, remember, show
 from explorer.figures import lessons as figures
 from explorer.figures.model import kv_cache_bar
-from explorer.lesson_ui import claim, lesson_title, remembered
+from explorer.lesson_ui import claim, lesson_title
 
 CALCULATOR = dict(layers=32, heads=32, kv_heads=8, head_dim=128, tokens=4096, batch=1)  # the book's GQA-8 model
 LABELS = dict(
@@ -24,7 +24,7 @@ def kv_calculator() -> None:
     st.subheader("Calculator")
     for name, value in CALCULATOR.items():
         st.session_state.setdefault(f"view.lesson_kv_cache.{name}", value)
-    remembered("view.lesson_kv_cache.dtype", list(facts.BYTES_PER_VALUE), "float16")
+    remember("view.lesson_kv_cache.dtype", list(facts.BYTES_PER_VALUE), "float16")
     columns = st.columns(7)
     values = {
         name: column.number_input(label, min_value=1, step=1, key=f"view.lesson_kv_cache.{name}")

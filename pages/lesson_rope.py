@@ -6,11 +6,10 @@ import streamlit as st
 
 from explorer.analysis import lessons as analysis
 from explorer.analysis import rope as rope_analysis
-from explorer.app_state import current, show
+from explorer.app_state import current, remember, show
 from explorer.figures import lessons as figures
 from explorer.figures.rope import shift_figure
-from explorer.lesson_ui import claim, lesson_title, pair_losses, remembered
-from model import bundled_models
+from explorer.lesson_ui import claim, lesson_title, pair_losses
 
 LOSS_SMOOTHING = 8  # positions per moving-average window of the loss chart
 
@@ -27,10 +26,10 @@ def token_label(i: int) -> str:
 def relative_offset() -> None:
     t = session.trace(rope_analysis.capture_globs(config))
     c1, c2, c3, c4 = st.columns(4)
-    remembered("view.lesson_rope.layer", range(L), 0)
-    remembered("view.lesson_rope.head", range(config.num_attention_heads), 0)
-    remembered("view.lesson_rope.m", range(T), T - 1)
-    remembered("view.lesson_rope.n", range(T), 0)
+    remember("view.lesson_rope.layer", range(L), 0)
+    remember("view.lesson_rope.head", range(config.num_attention_heads), 0)
+    remember("view.lesson_rope.m", range(T), T - 1)
+    remember("view.lesson_rope.n", range(T), 0)
     layer = c1.selectbox("Layer", range(L), key="view.lesson_rope.layer")
     head = c2.selectbox("Query head", range(config.num_attention_heads), key="view.lesson_rope.head")
     m = c3.selectbox("Query token m", range(T), key="view.lesson_rope.m", format_func=token_label)
@@ -69,13 +68,6 @@ def extrapolation() -> None:
         f"them, with the RoPE base θ it was trained with ({thetas[0]:,.0f}) and a larger one ({thetas[1]:,.0f}: "
         "slower rotations, a common trick for longer contexts, applied here without any fine-tuning)."
     )
-    missing = [name for name in analysis.PAIR if name not in bundled_models()]
-    if missing:
-        st.info(
-            f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not in model/bundled yet: create "
-            "the pair with `python -m training.train_pair`, then reload this page."
-        )
-        return
     curves = pair_losses(session.choice.device)
     by_theta = sorted(curves.items(), key=lambda item: item[0][1])  # both models at one θ, then at the other
     smoothed = {f"{name}, θ = {theta:,.0f}": analysis.moving_average(losses, LOSS_SMOOTHING)

@@ -4,10 +4,10 @@ import streamlit as st
 
 from explorer.analysis import lessons as analysis
 from explorer.analysis import swiglu as swiglu_analysis
-from explorer.app_state import current, show
+from explorer.app_state import current, remember, show
 from explorer.figures import lessons as figures
 from explorer.figures.swiglu import distributions_figure
-from explorer.lesson_ui import claim, lesson_title, remembered
+from explorer.lesson_ui import claim, lesson_title
 
 session = current()
 config, model = session.model.config, session.model
@@ -22,7 +22,7 @@ def gate_histograms() -> None:
         "many neurons for most tokens, a long positive tail means it lets a few pass strongly."
     )
     t = session.trace(swiglu_analysis.capture_names(L))
-    remembered("view.lesson_swiglu.layer", range(L), 0)
+    remember("view.lesson_swiglu.layer", range(L), 0)
     layer = st.slider("Layer", 0, L - 1, key="view.lesson_swiglu.layer") if L > 1 else 0
     histograms = {
         name: swiglu_analysis.histogram(swiglu_analysis.mlp_values(t, layer, name)) for name in ("act", "up", "hidden")

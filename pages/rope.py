@@ -3,7 +3,7 @@
 import streamlit as st
 
 from explorer.analysis import rope as rope_analysis
-from explorer.app_state import current, show
+from explorer.app_state import current, remember, show
 from explorer.edits import Edits
 from explorer.figures import rope as rope_figures
 from explorer.figures.common import DIVERGING, token_heatmap
@@ -25,8 +25,7 @@ st.markdown(
 
 def choice(where, label: str, options: list, key: str, default=0, **kwargs):
     """A selectbox in `where` whose remembered value is reset when another prompt or model made it invalid."""
-    if st.session_state.get(key) not in options:
-        st.session_state[key] = default
+    remember(key, options, default)
     return where.selectbox(label, options, key=key, **kwargs)
 
 

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from explorer.analysis import swiglu as analysis
-from explorer.app_state import current, show
+from explorer.app_state import current, remember, show
 from explorer.figures import swiglu as figures
 
 THRESHOLDS = [0.001, 0.003, 0.01, 0.03, 0.1, 0.3]  # choices for "nearly shut": |silu(gate)| below this
@@ -23,15 +23,6 @@ st.markdown(
 )
 
 
-def remembered(key: str, options, default):
-    """Set the widget's remembered value to `default` when it is missing or the prompt or model made it invalid.
-
-    Widgets below take no default of their own: app.py re-assigns "view.*" keys, and Streamlit warns when a widget
-    gets both."""
-    if st.session_state.get(key) not in options:
-        st.session_state[key] = default
-
-
 def token_label(i: int) -> str:
     return f"{i}: {tokens[i]}"
 
@@ -39,9 +30,9 @@ def token_label(i: int) -> str:
 @st.fragment
 def one_layer() -> None:
     left, right = st.columns(2)
-    remembered("view.swiglu.layer", range(L), 0)
+    remember("view.swiglu.layer", range(L), 0)
     layer = left.selectbox("Layer", range(L), key="view.swiglu.layer")
-    remembered("view.swiglu.threshold", THRESHOLDS, 0.01)
+    remember("view.swiglu.threshold", THRESHOLDS, 0.01)
     threshold = right.select_slider("Sparsity threshold on |silu(gate)|", THRESHOLDS, key="view.swiglu.threshold")
 
     st.subheader("Distributions")
@@ -57,10 +48,10 @@ def one_layer() -> None:
 
     st.subheader("Neurons at one token")
     c1, c2 = st.columns([3, 1])
-    remembered("view.swiglu.token", range(T), T - 1)
+    remember("view.swiglu.token", range(T), T - 1)
     token = c1.selectbox("Token", range(T), key="view.swiglu.token", format_func=token_label)
     most = min(50, config.intermediate_size)
-    remembered("view.swiglu.k", range(1, most + 1), min(10, most))
+    remember("view.swiglu.k", range(1, most + 1), min(10, most))
     k = c2.number_input("Top neurons", 1, most, key="view.swiglu.k")
     top = analysis.top_neurons(session.model, t, layer, token, k)
     show(figures.top_neurons_figure(top.neuron.to_numpy(), top["hidden = act·up"].to_numpy(),

@@ -226,7 +226,7 @@ def test_corrupt_tokenizer_files(tmp_path, name):
 def test_local_path_that_does_not_exist(tmp_path):
     missing = tmp_path / "no-such-model"
     for loader in (load_model, load_tokenizer):
-        raises(lambda: loader(missing), str(missing), "neither a bundled model", "existing folder")
+        raises(lambda loader=loader: loader(missing), str(missing), "neither a bundled model", "existing folder")
 
 
 def test_a_file_instead_of_a_folder(folder):

@@ -15,7 +15,7 @@ from explorer.analysis import rope as rope_analysis
 from explorer.analysis.model_facts import kv_cache_bytes
 from explorer.figures import lessons as figures
 from explorer.trace import trace
-from model import ModelError, bundled_models, load_model
+from model import ModelError, load_model
 from training.train import init_decoder, model_config
 
 from .apptest_helpers import APP, array, chart_specs, chart_titles, open_page
@@ -268,13 +268,9 @@ def test_rope_lesson_controls_change_the_scores():
     page.selectbox(key="view.lesson_rope.head").set_value(5).run()
     second = next(m.value for m in page.markdown if m.value.startswith("**Measured:** this head"))
     assert not page.exception and first != second and "The claim holds" in second
-    if set(analysis.PAIR) <= set(bundled_models()):
-        chart = next(spec for spec in chart_specs(page)
-                     if "Loss at each position" in spec["layout"]["title"]["text"])
-        assert len(chart["data"]) == 4 and all(len(array(d["y"])) == 256 for d in chart["data"])
-        assert any(m.value.startswith("**Measured:** with their own θ") for m in page.markdown)
-    else:
-        assert any("not in model/bundled yet" in i.value for i in page.info)
+    chart = next(spec for spec in chart_specs(page) if "Loss at each position" in spec["layout"]["title"]["text"])
+    assert len(chart["data"]) == 4 and all(len(array(d["y"])) == 256 for d in chart["data"])
+    assert any(m.value.startswith("**Measured:** with their own θ") for m in page.markdown)
 
 
 def test_gqa_lesson_reports_the_group_saving():

@@ -118,13 +118,10 @@ def test_exported_folder_loads_in_this_project_and_in_transformers(tmp_path, qk_
     assert type(hf).__name__ == ("Qwen3ForCausalLM" if qk_norm else "LlamaForCausalLM")
 
 
-# ---- the bundled pair, once training/train_pair.py has made it ----
+# ---- the bundled pair (made by training/train_pair.py, shipped in the repository) ----
 
 def bundled(name: str) -> Path:
-    folder = BUNDLED_DIR / name
-    if not (folder / "config.json").is_file():
-        pytest.skip(f"model/bundled/{name} is made by `python -m training.train_pair`")
-    return folder
+    return BUNDLED_DIR / name
 
 
 def test_bundled_pair_configs_differ_only_in_the_architecture():
