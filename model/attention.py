@@ -14,6 +14,7 @@ from torch import nn
 from .capture import Capture
 from .config import ModelConfig
 from .kv_cache import KVCache
+from .mask import AttentionMask
 from .norm import RMSNorm
 from .rope import apply_rope
 
@@ -44,7 +45,7 @@ class Attention(nn.Module):
         x: torch.Tensor,
         cos: torch.Tensor,
         sin: torch.Tensor,
-        mask: torch.Tensor | None,
+        mask: AttentionMask,
         capture: Capture,
         kv_cache: KVCache | None = None,
         start: int = 0,
@@ -72,29 +73,25 @@ class Attention(nn.Module):
         else:
             # Fused kernel; enable_gqa lets each KV head serve its G query heads without copying K and V.
             z = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=mask, is_causal=mask is None and T > 1, enable_gqa=self.n_heads != self.n_kv_heads
+                q, k, v, attn_mask=mask.allowed, is_causal=mask.is_causal, enable_gqa=self.n_heads != self.n_kv_heads
             )  # (B, Hq, T, dh)
         z = capture(f"{n}.z", z)
         z = z.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim)
         return capture(f"{n}.out", self.o_proj(z))  # (B, T, D)
 
-    def _explicit_attention(self, q, k, v, mask, capture: Capture) -> torch.Tensor:
+    def _explicit_attention(self, q, k, v, mask: AttentionMask, capture: Capture) -> torch.Tensor:
         """Scores and softmax written out, for when someone asks to see them. Same result as the fused path."""
         n = self.name
         B, Hq, T, dh = q.shape
         Hkv, S, G = k.shape[1], k.shape[2], self.n_heads // self.n_kv_heads
-        # One matmul per KV head: its G query heads stacked along the rows read its single K, uncopied.
-        scores = torch.bmm(q.reshape(B * Hkv, G * T, dh), k.reshape(B * Hkv, S, dh).transpose(1, 2))
-        scores = scores.mul_(1.0 / math.sqrt(dh)).view(B, Hq, T, S).float()  # a fresh tensor: scale in place
-        scores = capture(f"{n}.scores", scores.add_(_causal_bias(mask, T, S, q.device)))
-        pattern = capture(f"{n}.pattern", torch.softmax(scores, dim=-1))  # float32, rows sum to 1
+        # One matmul per KV head: its G query heads stacked along the rows read its single K, uncopied. baddbmm adds
+        # the 0 / -inf mask in the same call (adding 0 is exact). The scale comes after the product, in the model's
+        # dtype, as in transformers: scaling inside the matmul rounds once instead of twice, which in bfloat16 moves
+        # the scores off transformers' by an ulp whenever 1/sqrt(dh) is not a power of two.
+        scores = torch.baddbmm(
+            mask.bias(G, q.dtype), q.reshape(B * Hkv, G * T, dh), k.reshape(B * Hkv, S, dh).transpose(1, 2)
+        )
+        scores = capture(f"{n}.scores", scores.mul_(1.0 / math.sqrt(dh)).view(B, Hq, T, S))  # -inf stays -inf
+        pattern = capture(f"{n}.pattern", torch.softmax(scores, dim=-1, dtype=torch.float32))  # rows sum to 1
         z = torch.bmm(pattern.to(v.dtype).reshape(B * Hkv, G * T, S), v.reshape(B * Hkv, S, dh))
         return z.view(B, Hq, T, dh)
-
-
-def _causal_bias(mask: torch.Tensor | None, T: int, S: int, device) -> torch.Tensor:
-    """(T, S) float32: 0 where a query may attend, -inf where it may not. Adding it is much cheaper than a boolean
-    masked_fill of the scores. mask=None means plain causal with the T queries at the end of the S keys."""
-    if mask is None:
-        return torch.full((T, S), float("-inf"), device=device).triu_(S - T + 1)
-    return torch.zeros(T, S, device=device).masked_fill_(~mask, float("-inf"))

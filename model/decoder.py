@@ -11,6 +11,7 @@ from .capture import NO_CAPTURE, Capture
 from .config import ModelConfig
 from .errors import ModelError
 from .kv_cache import KVCache
+from .mask import AttentionMask
 from .mlp import SwiGLU
 from .norm import RMSNorm
 from .rope import cos_sin, inv_freq_scaled, inv_freq_unscaled
@@ -25,7 +26,9 @@ class Block(nn.Module):
         self.post_attention_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
         self.mlp = SwiGLU(config)
 
-    def forward(self, x, cos, sin, mask, capture: Capture, kv_cache: KVCache | None, start: int) -> torch.Tensor:
+    def forward(
+        self, x, cos, sin, mask: AttentionMask, capture: Capture, kv_cache: KVCache | None, start: int
+    ) -> torch.Tensor:
         n = self.name
         x = capture(f"{n}.resid_pre", x)
         attn_in = self.input_layernorm(x, capture, f"{n}.input_layernorm")
@@ -92,7 +95,7 @@ class Decoder(nn.Module):
         cos, sin = capture("rope.cos", cos), capture("rope.sin", sin)
         cos, sin = cos.to(x.dtype), sin.to(x.dtype)  # once here, not twice in every layer (rotation is in x's dtype)
 
-        mask = causal_mask(T, start, c.sliding_window, x.device)
+        mask = AttentionMask(T, start, c.sliding_window, x.device)
         for block in self.layers:
             x = block(x, cos, sin, mask, capture, kv_cache, start)
         x = self.norm(x, capture, "norm")
@@ -121,19 +124,3 @@ class Decoder(nn.Module):
             bad = low if low < 0 else high
             raise ModelError(f"Token id {bad} is outside the vocabulary (0 .. {c.vocab_size - 1}).")
 
-
-def causal_mask(T: int, start: int, window: int | None, device) -> torch.Tensor | None:
-    """Which keys each of the T queries at positions start.. may see: (T, start + T) booleans, True to attend.
-
-    None when no tensor is needed: a fresh prompt (SDPA's is_causal) or a single new query that sees every cached
-    key. Mistral's sliding window also hides keys `window` or more positions back, as transformers does.
-    """
-    total = start + T
-    if (window is None or total <= window) and (start == 0 or T == 1):
-        return None
-    query_pos = torch.arange(start, total, device=device)[:, None]
-    key_pos = torch.arange(total, device=device)[None, :]
-    mask = key_pos <= query_pos
-    if window is not None:
-        mask &= key_pos > query_pos - window
-    return mask
