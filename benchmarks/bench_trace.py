@@ -11,7 +11,10 @@ warm-up, under torch.inference_mode:
     narrow trace   explorer.trace(ours, ids, capture=--narrow), "layers.*.self_attn.pattern" by default: for
                    reference (--narrow "" leaves it out)
 
-and prints the medians, the ratios full / plain (target <= 1.3) and full / hf eager (target <= 1.0), the trace's
+On a GPU a trace leaves what it captured on the device until a name is read, as transformers' outputs stay there;
+the time to read every name of one full trace to the CPU is printed once, beside the memory.
+
+It prints the medians, the ratios full / plain (target <= 1.3) and full / hf eager (target <= 1.0), the trace's
 memory (Trace.nbytes, explorer.estimate_bytes and the bytes its tensors really hold, counting a shared storage once),
 and, before any timing, how far the trace's logits are from the plain forward's and its patterns and hidden states
 from transformers' attentions and hidden states.
@@ -47,6 +50,7 @@ from benchmarks.common import (
     random_ids,
     run_settings,
     same_weights_pair,
+    synchronize_fn,
     warn_if_busy,
 )
 
@@ -120,7 +124,15 @@ def check(ours, hf, ids, narrow: str) -> dict:
         out = hf(ids, use_cache=False, output_attentions=True, output_hidden_states=True)
     c, T = ours.config, ids.shape[1]
     L = c.num_hidden_layers
+    # On a GPU a trace's tensors stay on the device until read: time reading all of them once, for the record.
+    sync = synchronize_fn(ids.device)
+    sync()
+    start = time.perf_counter()
+    for name in t.names():
+        t[name]
+    read_all = time.perf_counter() - start
     info = {
+        "read all": read_all,
         "logits vs plain": max_diff(t["logits"], plain),
         "logits vs hf": max_diff(t["logits"], out.logits),
         "pattern vs hf": max(max_diff(t[f"layers.{i}.self_attn.pattern"], out.attentions[i]) for i in range(L)),
@@ -179,6 +191,10 @@ def main(argv=None) -> int:
               f"{info['hf outputs'] / MiB:.1f} MiB)"
               + (f"; narrow {args.narrow!r}: {info['narrow nbytes'] / MiB:.1f} MiB "
                  f"(estimate {info['narrow estimate'] / MiB:.1f})" if args.narrow else ""), flush=True)
+        if s.device.type != "cpu":
+            print(f"  reading every name of the full trace (to CPU float32 tensors) took {info['read all'] * 1e3:.0f} "
+                  "ms once: the trace call leaves them on the device, and a view reads only the names it shows",
+                  flush=True)
 
         fns = {
             "full trace": lambda ids=ids: explorer.trace(ours, ids),

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import explorer
-from explorer import Edits, capture_names, estimate_bytes, shape_of, trace
+from explorer import Edits, capture_names, estimate_bytes, selector, shape_of, trace
 from model import load_model
 from tests.conftest import random_ids
 
@@ -153,8 +153,25 @@ def test_capture_keeps_only_what_is_asked(tiny_checkpoint):
         "layers.1.post_attention_layernorm.rms",
         "norm.rms",
     ]
+    assert trace(ours, ids, capture=["embed", "layers.1.mlp.[gu]*"]).names() == [
+        "embed", "layers.1.mlp.gate", "layers.1.mlp.up"
+    ]
+    assert trace(ours, ids, capture=[]).names() == []
     half = trace(ours, ids, capture="logits", storage_dtype=torch.bfloat16)
     assert half["logits"].dtype == torch.bfloat16
+
+
+def test_a_capture_spec_is_matched_once_per_name(tiny_checkpoint):
+    ours = load_model(tiny_checkpoint("llama-gqa-llama3")[0], device="cpu")
+    asked = []
+
+    def wanted(name: str) -> bool:
+        asked.append(name)
+        return name == "logits"
+
+    trace(ours, random_ids(128), capture=wanted)
+    assert sorted(asked) == sorted(set(asked))  # a forward asks about each name many times: the answer is kept
+    assert selector(["*.pattern"]) is selector(("*.pattern",))  # globs: shared by every trace that uses them
 
 
 @pytest.mark.parametrize("spec", [None, "layers.*.self_attn.pattern", ["*.mlp.*", "embed"], "logits"])
