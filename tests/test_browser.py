@@ -100,7 +100,7 @@ def assert_clean(page, min_charts: int = 1) -> None:
 
 
 @pytest.mark.parametrize("page_name", PAGES)
-def test_every_page_renders_charts_without_exception(server, browser, page_name):
+def test_every_page_renders_charts_without_exception(browser, server, page_name):
     page = open_page(browser, f"{server}/{page_name}")
     try:
         assert_clean(page, min_charts=MIN_CHARTS.get(page_name, 1))
@@ -120,7 +120,7 @@ def press_and_wait(browser, url: str, button: str, shot: str, *, min_charts: int
     return page
 
 
-def test_generate_then_the_continuation_is_shown(server, browser):
+def test_generate_then_the_continuation_is_shown(browser, server):
     page = press_and_wait(browser, f"{server}/generate", "Generate", "generate.png", min_charts=0)
     try:
         assert "Clear continuation" in page.locator('[data-testid="stMain"]').inner_text()
@@ -128,11 +128,11 @@ def test_generate_then_the_continuation_is_shown(server, browser):
         page.close()
 
 
-def test_stability_lab_trains_both_models(server, browser):
+def test_stability_lab_trains_both_models(browser, server):
     press_and_wait(browser, f"{server}/lab", "Train both models", "lab.png", min_charts=2, timeout_ms=300_000).close()
 
 
-def test_a_shared_link_opens_the_stated_view(server, browser):
+def test_a_shared_link_opens_the_stated_view(browser, server):
     query = "prompt=Tom+had+a+red+ball&layer=2&head=3"
     page = open_page(browser, f"{server}/attention?{query}")
     try:
@@ -153,7 +153,7 @@ def set_prompt(page, text: str) -> None:
     wait_for_app(page)
 
 
-def test_two_sessions_see_their_own_prompt(server, browser):
+def test_two_sessions_see_their_own_prompt(browser, server):
     """Two browser sessions at once, each with its own prompt: each page shows only its own tokens."""
     prompts = {"alpha": "The cat sat on the mat", "beta": "Lily went to the park"}  # the last token is charted
     sessions = {}

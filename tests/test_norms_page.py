@@ -54,7 +54,7 @@ def test_inverse_rms_follows_forward_order():
 
 
 def test_gains_read_every_norm_weight():
-    model = load_model("stories260K")
+    model = load_model("stories260K", device="cpu")
     g = analysis.gains(model)
     assert g.shape == (11, 64)
     np.testing.assert_array_equal(g[1], model.layers[0].post_attention_layernorm.weight.detach().numpy())
