@@ -104,7 +104,8 @@ class Trace:
         stored = load(data)
         input_ids = stored.pop(_INPUT_IDS)
         tensors = {name: stored[name] for name in json.loads(metadata["names"])}
-        t = cls(tensors, input_ids, json.loads(metadata["tokens"]), ModelConfig.from_dict(json.loads(metadata["config"])))
+        config = ModelConfig.from_dict(json.loads(metadata["config"]))
+        t = cls(tensors, input_ids, json.loads(metadata["tokens"]), config)
         t.prompt_length = json.loads(metadata["prompt_length"])
         t.saved_edits = metadata["edits"]
         return t

@@ -123,4 +123,3 @@ class Decoder(nn.Module):
         if low < 0 or high >= c.vocab_size:
             bad = low if low < 0 else high
             raise ModelError(f"Token id {bad} is outside the vocabulary (0 .. {c.vocab_size - 1}).")
-
