@@ -75,18 +75,42 @@ class Decoder(nn.Module):
         capture: Capture | None = None,
         kv_cache: KVCache | None = None,
         start: int = 0,
+        logits_to_keep: int = 0,
     ) -> torch.Tensor:
         """Logits (B, T, V) for token ids (B, T) at positions start .. start+T-1.
 
         `capture` sees, and may edit, every named quantity (see model/capture.py); `kv_cache` holds the keys and
-        values of positions before `start` during generation.
+        values of positions before `start` during generation. `logits_to_keep` = n > 0 runs the LM head on the last
+        n positions only and returns (B, n, V), as transformers' argument of that name: with a 150k-token
+        vocabulary the (T, V) logits of a long prompt take gigabytes, and generation reads only the last row.
         """
         self.check_input(input_ids, start)
         capture = capture or NO_CAPTURE
-        c = self.config
-        T = input_ids.shape[1]
         x = capture("embed", self.embed_tokens(input_ids))  # (B, T, D)
+        x = self.run_layers(x, range(len(self.layers)), capture=capture, kv_cache=kv_cache, start=start)
+        x = self.norm(x, capture, "norm")
+        if logits_to_keep:
+            return self.lm_head(x[:, -logits_to_keep:])  # (B, n, V); not "logits", whose shape is (B, T, V)
+        return capture("logits", self.lm_head(x))  # (B, T, V)
 
+    def run_layers(
+        self,
+        x: torch.Tensor,
+        layers: range,
+        *,
+        capture: Capture | None = None,
+        kv_cache: KVCache | None = None,
+        start: int = 0,
+    ) -> torch.Tensor:
+        """The blocks `layers` on the residual stream x (B, T, D) of positions start .. start+T-1: the middle of the
+        forward, RoPE tables and mask included.
+
+        Started at layer i from what the forward captured as `layers.{i}.resid_pre`, it computes exactly what the
+        whole forward computed there, so one layer's internals can be captured without re-running those before it.
+        """
+        capture = capture or NO_CAPTURE
+        c = self.config
+        T = x.shape[1]
         inv_freq = capture("rope.inv_freq", capture.rope_inv_freq(self.inv_freq))
         if capture.wants("rope.inv_freq_unscaled"):
             capture("rope.inv_freq_unscaled", inv_freq_unscaled(c.head_dim, c.rope_theta))
@@ -96,10 +120,9 @@ class Decoder(nn.Module):
         cos, sin = cos.to(x.dtype), sin.to(x.dtype)  # once here, not twice in every layer (rotation is in x's dtype)
 
         mask = AttentionMask(T, start, c.sliding_window, x.device)
-        for block in self.layers:
-            x = block(x, cos, sin, mask, capture, kv_cache, start)
-        x = self.norm(x, capture, "norm")
-        return capture("logits", self.lm_head(x))  # (B, T, V)
+        for i in layers:
+            x = self.layers[i](x, cos, sin, mask, capture, kv_cache, start)
+        return x
 
     def generate(self, input_ids: torch.Tensor, max_new_tokens: int, **sampling) -> torch.Tensor:
         """Prompt + up to max_new_tokens new tokens (B, T + n), stopping at EOS. See model/generation.py."""

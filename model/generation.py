@@ -37,7 +37,7 @@ def generate(
     cache = KVCache(config, B, T + max_new_tokens, model.device, model.dtype)
 
     tokens, done = input_ids.to(model.device), torch.zeros(B, dtype=torch.bool, device=model.device)
-    logits = model(tokens, kv_cache=cache, start=0)[:, -1]
+    logits = model(tokens, kv_cache=cache, start=0, logits_to_keep=1)[:, -1]
     for step in range(max_new_tokens):
         next_token = _sample(logits.float(), temperature, top_k, top_p, generator)  # (B,)
         if eos.numel():
@@ -46,7 +46,7 @@ def generate(
         tokens = torch.cat([tokens, next_token[:, None]], dim=1)
         if bool(done.all()) or step == max_new_tokens - 1:
             break
-        logits = model(next_token[:, None], kv_cache=cache, start=tokens.shape[1] - 1)[:, -1]
+        logits = model(next_token[:, None], kv_cache=cache, start=tokens.shape[1] - 1, logits_to_keep=1)[:, -1]
     return tokens
 
 
