@@ -62,9 +62,9 @@ def test_bad_prompts_give_errors_not_tracebacks():
 def test_figure_csv_writes_heatmap_cells_with_their_tokens():
     fig = token_heatmap(np.array([[1.0, np.nan], [0.25, 0.75]]), ["<s>", "cat"], ["<s>", "cat"], value_name="w")
     table = pd.read_csv(io.StringIO(figure_csv(fig)))
-    assert list(table.columns) == ["trace", "x", "x_label", "y", "y_label", "z"]
-    assert table.loc[(table.y == 1) & (table.x == 0), "z"].item() == 0.25
-    assert set(table.x_label) == {"<s>", "cat"}  # unescaped again for the spreadsheet
+    assert list(table.columns) == ["trace", "x", "y", "z"]
+    assert table.loc[(table.y == "1: cat") & (table.x == "0: <s>"), "z"].item() == 0.25
+    assert set(table.x) == {"0: <s>", "1: cat"}  # the axes' labels, unescaped again for the spreadsheet
 
 
 def test_figure_csv_of_bars_and_standalone_html():

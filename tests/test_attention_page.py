@@ -15,7 +15,7 @@ from .apptest_helpers import array, chart_specs, open_page
 from .conftest import BUNDLED
 
 TOKENS = ["<s>", "␣the", "␣cat", "␣the"]  # a repeated token: labels must not merge
-LABELS = ["&lt;s&gt;", "␣the", "␣cat", "␣the"]  # as Plotly gets them: "<s>" escaped, not read as a tag
+LABELS = ["0: &lt;s&gt;", "1: ␣the", "2: ␣cat", "3: ␣the"]  # as Plotly gets them: "<s>" escaped, not read as a tag
 
 # Three queries over three keys, causal: rows are what query 0, 1, 2 attend to.
 HAND = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.0], [0.2, 0.3, 0.5]])
@@ -91,28 +91,6 @@ def test_head_label_names_the_shared_kv_head():
 # --- figures ---
 
 
-def test_head_grid_one_row_per_kv_group_in_head_order():
-    grouped = np.random.default_rng(0).random((3, 2, 4, 4))  # 6 query heads over 3 KV heads
-    fig = figures.head_grid(grouped, TOKENS, title="layer 0")
-    titles = [a.text for a in fig.layout.annotations]
-    assert titles == ["head 0 (KV 0)", "head 1 (KV 0)", "head 2 (KV 1)", "head 3 (KV 1)", "head 4 (KV 2)",
-                      "head 5 (KV 2)"]
-    assert len(fig.data) == 6
-    for g in range(3):
-        for m in range(2):
-            heatmap = fig.data[2 * g + m]
-            np.testing.assert_array_equal(heatmap.z, grouped[g, m])
-            assert heatmap.coloraxis == "coloraxis"
-            assert "query token" in heatmap.hovertemplate and "key token" in heatmap.hovertemplate
-    # Row g sits above row g + 1, and every panel reads like a matrix.
-    assert fig.layout.yaxis.domain[0] > fig.layout.yaxis3.domain[1]
-    assert all(fig.layout[f"yaxis{i or ''}"].autorange == "reversed" for i in [0, 2, 3, 4, 5, 6])
-    assert (fig.layout.coloraxis.cmin, fig.layout.coloraxis.cmax) == (0, 1)
-    bottom_left = fig.layout.xaxis5
-    assert list(bottom_left.ticktext) == LABELS and bottom_left.title.text == "key token"
-    assert fig.layout.yaxis.title.text == "query token" and not fig.layout.yaxis2.showticklabels
-
-
 def test_head_matrix_scores_diverge_at_zero_and_keep_the_mask_blank():
     raw = causal_scores(1, 4)[0, 0].numpy()
     scores = analysis.masked_as_nan(raw, raw)
@@ -145,8 +123,8 @@ def test_page_renders_and_controls_change_the_views():
     at = open_page("pages/attention.py")
     assert not at.exception and not at.error
     grid, one, *summaries = chart_specs(at)
-    assert len(grid["data"]) == 8 and len(summaries) == 3  # 8 heads; entropy, first token, previous token
-    assert "&lt;s&gt;" in one["layout"]["xaxis"]["ticktext"]
+    assert len(grid["layout"]["annotations"]) == 8 and len(summaries) == 3  # 8 heads; entropy, first, previous
+    assert "0: &lt;s&gt;" in one["layout"]["xaxis"]["ticktext"]
     assert array(summaries[0]["data"][0]["z"]).shape == (5, 8)
     layer0 = array(grid["data"][0]["z"])
 

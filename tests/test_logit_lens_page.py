@@ -7,7 +7,6 @@ import torch
 
 from explorer import trace
 from explorer.analysis.logit_lens import lens_logits, logit_lens, settling_layer
-from explorer.figures.common import token_axis
 from explorer.figures.logit_lens import POSITIONS_PER_VIEW, lens_heatmap, rank_chart
 from model import load_model
 
@@ -60,13 +59,14 @@ def test_heatmap_reads_top_down_with_tokens_and_top3_hover():
     heat = fig.data[0]
     assert fig.layout.yaxis.autorange == "reversed"  # layer 0 on top
     assert list(fig.layout.yaxis.ticktext) == ["layer 0", "layer 1"]
-    assert list(fig.layout.xaxis.ticktext) == token_axis(["<s>", "␣the", "␣the"])["ticktext"]  # repeats kept apart
-    assert np.asarray(heat.z)[1, 0] == 0.9 and heat.zmin == 0 and heat.zmax == 1
+    assert list(fig.layout.xaxis.ticktext) == ["0: &lt;s&gt;", "1: ␣the", "2: ␣the"]  # repeats kept apart
+    assert np.asarray(heat.z)[1, 0] == np.float32(0.9) and heat.zmin == 0 and heat.zmax == 1
     assert heat.text[0][0] == "&lt;s&gt;" and heat.text[1][0] == "x"  # escaped so plotly prints "<s>" literally
     assert heat.texttemplate == "%{text}"
     assert "1. x  90.0%" in heat.customdata[1][0] and "3. z  10.0%" in heat.customdata[1][0]
-    assert lens_heatmap(tokens, probs, ["a", "b", "c"], first_position=30).data[0].customdata[0][2].startswith(
-        "after layer 0, position 32 (c)")  # a window of a longer sequence keeps the real positions
+    window = lens_heatmap(tokens, probs, ["a", "b", "c"], first_position=30)
+    assert window.data[0].customdata[0][2].startswith("after layer 0, position 32 (c)")  # real positions
+    assert list(window.layout.xaxis.ticktext) == ["30: a", "31: b", "32: c"]
     assert "residual stream" in fig.layout.yaxis.title.text and "position" in fig.layout.xaxis.title.text
 
 

@@ -89,7 +89,7 @@ def test_residual_heatmap_reads_like_a_matrix_with_token_labels():
     norms = np.arange(12, dtype=float).reshape(3, 4) + 1
     fig = figures.residual_norm_heatmap(norms, ["block 0 in", "block 0 out", "x"], TOKENS)
     assert fig.layout.yaxis.autorange == "reversed"
-    assert list(fig.layout.xaxis.ticktext) == ["&lt;s&gt;", "␣the", "␣cat", "␣the"]  # escaped once: plotly reads HTML
+    assert list(fig.layout.xaxis.ticktext) == ["0: &lt;s&gt;", "1: ␣the", "2: ␣cat", "3: ␣the"]  # escaped once
     assert list(fig.layout.yaxis.ticktext)[:2] == ["block 0 in", "block 0 out"]
     assert fig.layout.xaxis.title.text == "token" and "‖x‖₂" in fig.layout.title.text
     np.testing.assert_allclose(fig.data[0].z, norms)
@@ -110,7 +110,7 @@ def test_gain_heatmap_marks_outliers_and_centres_signed_gains():
     assert list(fig.layout.yaxis.ticktext) == ["L0 input", "final norm"]
     assert fig.layout.xaxis.title.text == "hidden dimension"
     assert fig.data[0].zmid == 0  # negative gains: white means zero
-    assert list(fig.data[1].x) == [2] and list(fig.data[1].y) == [1]
+    assert list(fig.data[1].x) == [2] and list(fig.data[1].y) == ["final norm"]
     assert figures.gain_heatmap(np.abs(gains), ["a", "b"]).data[0].zmid is None
 
 
@@ -130,7 +130,7 @@ def test_page_renders_and_threshold_changes_outliers():
     assert len(specs) == 4
     residual = specs[0]["data"][0]
     assert array(residual["z"]).shape[0] == 6  # 5 block inputs + the last output
-    assert "&lt;s&gt;" in specs[0]["layout"]["xaxis"]["ticktext"]
+    assert "0: &lt;s&gt;" in specs[0]["layout"]["xaxis"]["ticktext"]
 
     def outliers_counted() -> int:  # from the caption under the gain heatmap: "N gain entries lie more than k ..."
         caption = next(c.value for c in at.caption if "gain entries lie more than" in c.value)

@@ -1,12 +1,25 @@
-"""Pieces every figure shares: matrix-oriented heatmaps with token labels, and one look for all charts."""
+"""Pieces every figure shares: matrix-oriented heatmaps with token labels, and one look for all charts.
+
+Heatmaps of a T-long prompt stay light: values go out as float32 typed arrays, a token label is sent once per
+row or column (the category names of the axes, which hover reads) instead of once per cell, and a matrix too
+large to read cell by cell is pooled over blocks of positions, which the chart then says.
+"""
 
 import html
+import math
+import warnings
+
 import numpy as np
 import plotly.graph_objects as go
 
 FONT = dict(family="Inter, Segoe UI, sans-serif", size=13)
 DIVERGING = "RdBu_r"  # signed values: blue negative, white zero, red positive
 SEQUENTIAL = "Viridis"  # magnitudes and probabilities
+MAX_CELLS = 256  # rows or columns of one heatmap beyond which a cell is under ~3 px on a wide page: pool
+LABEL_PX = 16  # room one tick label needs along its axis; more labels than fit are thinned
+LABEL_WIDTH = 24  # characters of a token kept in axis labels and hover
+GAP = "\u200b"  # zero-width space: invisible, it makes labels unique (see tile_labels) and marks gap rows/columns
+POOLS = {"mean": np.nanmean, "max": np.nanmax}
 
 
 def style(fig: go.Figure, *, title: str | None = None, height: int | None = None) -> go.Figure:
@@ -45,6 +58,77 @@ def _short(token: str, width: int = 14) -> str:
     return label(token if len(token) <= width else token[: width - 1] + "…")
 
 
+def block_size(n: int, limit: int) -> int:
+    """How many positions one cell pools so that `n` positions fit in `limit` cells."""
+    return max(1, math.ceil(n / max(1, limit)))
+
+
+def pool(values: np.ndarray, rows: int, cols: int, how: str = "mean") -> np.ndarray:
+    """The last two axes of `values` pooled over blocks of rows × cols cells (the last block of an axis may be
+    shorter), as float32. NaN-aware: a block is NaN only when all its cells are, so a masked triangle stays blank."""
+    values = np.asarray(values, dtype=np.float32)
+    if rows == cols == 1:
+        return values
+    *lead, n_rows, n_cols = values.shape
+    padded = np.full((*lead, math.ceil(n_rows / rows) * rows, math.ceil(n_cols / cols) * cols), np.nan, np.float32)
+    padded[..., :n_rows, :n_cols] = values
+    blocks = padded.reshape(*lead, padded.shape[-2] // rows, rows, padded.shape[-1] // cols, cols)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # "all-NaN slice": a masked block, NaN as it should be
+        return POOLS[how](blocks, axis=(-3, -1)).astype(np.float32)
+
+
+def pooling_note(how: str, rows: int, cols: int) -> str | None:
+    """What one cell of a heatmap pooled over blocks of rows × cols positions holds, for the chart and its hover;
+    None when nothing was pooled."""
+    if rows == cols == 1:
+        return None
+    if rows == 1 or cols == 1:
+        return f"each {'column' if rows == 1 else 'row'}: {how} over {max(rows, cols)} tokens"
+    return f"each cell: {how} over {rows} × {cols} tokens"
+
+
+def axis_labels(names: list[str], block: int = 1, *, numbered: bool = True, first: int = 0) -> list[str]:
+    """One label per row or column, as plotly text: "i: token", or "a–b: first … last" for a pooled block, where
+    positions count from `first` (the position of names[0] in the prompt).
+
+    These are the category names of a heatmap axis, which hover shows. The position keeps repeated tokens apart (a
+    category axis merges equal names), so it is left out only for names that are already unique ("layer 3").
+    """
+    numbered = numbered or len(set(names)) < len(names)
+    labels = []
+    for start in range(0, len(names), block):
+        end = min(start + block, len(names)) - 1
+        text = _short(names[start], LABEL_WIDTH)
+        text = text if end == start else f"{text} … {_short(names[end], LABEL_WIDTH)}"
+        where = str(first + start) if end == start else f"{first + start}–{first + end}"
+        labels.append(f"{where}: {text}" if numbered else text)
+    return labels
+
+
+def category_axis(labels: list[str], *, max_labels: int, offsets: tuple[int, ...] = (0,)) -> dict:
+    """Settings of a category axis whose categories are `labels` (repeated at each offset for a tiled axis), with
+    every k-th one written as a tick label.
+
+    The tick text is the category name itself: plotly's hover prints a tick's text in place of the category, so any
+    other text would make hover read differently on labelled rows.
+    """
+    step = block_size(len(labels), max_labels)
+    shown = range(0, len(labels), step)
+    # No grid: a heatmap covers it except where cells are blank, and there it would stripe the blank.
+    return dict(type="category", tickmode="array", tickvals=[offset + i for offset in offsets for i in shown],
+                ticktext=[labels[i] for _ in offsets for i in shown], automargin=True, showgrid=False)
+
+
+def add_note(fig: go.Figure, text: str | None) -> go.Figure:
+    """A short grey line above the plot's top-right corner, e.g. how a heatmap was pooled; room made for it."""
+    if text:
+        fig.add_annotation(text=text, xref="paper", yref="paper", x=1, y=1, xanchor="right", yanchor="bottom",
+                           showarrow=False, font=dict(size=12, color="#495057"))
+        fig.update_layout(margin_t=(fig.layout.margin.t or 20) + 22)
+    return fig
+
+
 def token_heatmap(
     matrix: np.ndarray,
     row_tokens: list[str],
@@ -59,29 +143,34 @@ def token_heatmap(
     col_title: str = "key token",
     title: str | None = None,
     height: int | None = None,
+    pool_by: str = "mean",
+    number_rows: bool = True,
+    number_cols: bool = True,
+    first_row: int = 0,
 ) -> go.Figure:
-    """A (rows, cols) matrix read like a matrix: first row on top, token strings on both axes, hover with both
-    tokens and the value. NaN cells (e.g. masked future positions) are left blank."""
-    matrix = np.asarray(matrix, dtype=float)
-    rows, cols = matrix.shape
-    hover_rows = np.repeat(np.array([f"{i}: {label(t)}" for i, t in enumerate(row_tokens)], dtype=object)[:, None], cols, 1)
-    hover_cols = np.repeat(np.array([f"{j}: {label(t)}" for j, t in enumerate(col_tokens)], dtype=object)[None, :], rows, 0)
-    fig = go.Figure(
-        go.Heatmap(
-            z=matrix,
-            x=np.arange(cols),
-            y=np.arange(rows),
-            customdata=np.stack([hover_rows, hover_cols], axis=-1),
-            hovertemplate=f"{row_title} %{{customdata[0]}}<br>{col_title} %{{customdata[1]}}<br>"
-            f"{value_name} %{{z:.4g}}<extra></extra>",
-            colorscale=colorscale,
-            zmin=zmin,
-            zmax=zmax,
-            zmid=zmid,
-            colorbar=dict(title=dict(text=value_name, side="right"), thickness=12),
-        )
-    )
-    fig.update_xaxes(title_text=col_title, side="bottom", tickangle=-60, **token_axis(col_tokens))
-    fig.update_yaxes(title_text=row_title, autorange="reversed", **token_axis(row_tokens))
-    side = max(320, min(900, 22 * rows + 160))
-    return style(fig, title=title, height=height or side)
+    """A (rows, cols) matrix read like a matrix: first row on top, "i: token" labels on both axes, hover with both
+    tokens and the value. NaN cells (e.g. masked future positions) are left blank and have no hover.
+
+    An axis longer than MAX_CELLS is pooled over blocks of positions with `pool_by` ("mean", or "max" where the
+    largest values are the story), and the chart says so. `number_rows` / `number_cols` False leaves out the
+    position for names that are unique anyway, like depth labels; `first_row` is the position of the first row, for
+    a window of queries.
+    """
+    rows, cols = np.shape(matrix)
+    row_block, col_block = block_size(rows, MAX_CELLS), block_size(cols, MAX_CELLS)
+    z = pool(matrix, row_block, col_block, pool_by)
+    note = pooling_note(pool_by, row_block, col_block)
+    y_labels = axis_labels(row_tokens, row_block, numbered=number_rows, first=first_row)
+    x_labels = axis_labels(col_tokens, col_block, numbered=number_cols)
+    height = height or max(320, min(900, 22 * z.shape[0] + 160))
+    fig = go.Figure(go.Heatmap(
+        z=z, x=x_labels, y=y_labels, hoverongaps=False,
+        hovertemplate=f"{row_title} %{{y}}<br>{col_title} %{{x}}<br>{value_name} %{{z:.4g}}"
+                      f"{f' ({note})' if note else ''}<extra></extra>",
+        colorscale=colorscale, zmin=zmin, zmax=zmax, zmid=zmid,
+        colorbar=dict(title=dict(text=value_name, side="right"), thickness=12),
+    ))
+    fig.update_xaxes(title_text=col_title, side="bottom", tickangle=-60, **category_axis(x_labels, max_labels=48))
+    fig.update_yaxes(title_text=row_title, autorange="reversed",
+                     **category_axis(y_labels, max_labels=max(4, (height - 200) // LABEL_PX)))
+    return add_note(style(fig, title=title, height=height), note)

@@ -31,11 +31,13 @@ def qk_norm_boxes(stages: dict[str, tuple[np.ndarray, np.ndarray]], group_size: 
         colour = STAGE_COLOURS.get(stage, SERIES_COLOURS[0])
         for col, (lengths, names) in enumerate([(q, [f"h{h} (KV {h // group_size})" for h in range(len(q))]),
                                                 (k, [f"KV {h}" for h in range(len(k))])], start=1):
+            # Heads as numbers named by tick text, not one name per token: hover prints the tick text too.
             fig.add_trace(go.Box(
-                x=np.repeat(names, lengths.shape[1]), y=lengths.ravel(), name=stage, legendgroup=stage,
-                showlegend=col == 1, marker_color=colour, boxpoints=False, offsetgroup=stage,
-                hovertemplate="%{x}<br>‖·‖₂ %{y:.3g}<extra>" + stage + "</extra>",
+                x=np.repeat(np.arange(len(names)), lengths.shape[1]), y=np.asarray(lengths, np.float32).ravel(),
+                name=stage, legendgroup=stage, showlegend=col == 1, marker_color=colour, boxpoints=False,
+                offsetgroup=stage, hovertemplate="%{x}<br>‖·‖₂ %{y:.3g}<extra>" + stage + "</extra>",
             ), row=1, col=col)
+            fig.update_xaxes(tickmode="array", tickvals=np.arange(len(names)), ticktext=names, row=1, col=col)
     fig.update_layout(boxmode="group", legend=dict(orientation="h", yanchor="bottom", y=1.08, x=0))
     fig.update_xaxes(title_text="head", tickangle=-45)
     fig.update_yaxes(type="log", range=y_range)

@@ -26,7 +26,8 @@ def mean_over_rms_heatmap(values: np.ndarray, depth_labels: list[str], tokens: l
     limit = float(np.nanmax(np.abs(values))) or 1.0
     return token_heatmap(values, depth_labels, tokens, value_name="mean / rms", colorscale=DIVERGING, zmid=0,
                          zmin=-limit, zmax=limit, row_title="residual stream at", col_title="token",
-                         title="Mean of each residual vector relative to its RMS (0: LayerNorm = RMSNorm)")
+                         title="Mean of each residual vector relative to its RMS (0: LayerNorm = RMSNorm)",
+                         number_rows=False)
 
 
 def kv_claim_bar(variants: list[str], claimed_gib: list[float], formula_gib: list[float],

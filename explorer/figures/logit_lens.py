@@ -26,11 +26,13 @@ def lens_heatmap(top_tokens: list[list[list[str]]], top_probs: np.ndarray, posit
     """
     top_probs = np.asarray(top_probs, dtype=float)
     layers, positions, k = top_probs.shape
-    fig = token_heatmap(top_probs[:, :, 0], [f"layer {i}" for i in range(layers)], position_tokens,
+    # Columns numbered by their position in the whole sequence, which the window may start into.
+    columns = [f"{first_position + j}: {token}" for j, token in enumerate(position_tokens)]
+    fig = token_heatmap(top_probs[:, :, 0], [f"layer {i}" for i in range(layers)], columns,
                         value_name="top-1 probability", zmin=0, zmax=1, row_title="residual stream after",
                         col_title="position (the token just read)",
                         title="Logit lens: the top next-token guess after each layer",
-                        height=min(1100, max(360, 34 * layers + 190)))
+                        height=min(1100, max(360, 34 * layers + 190)), number_rows=False, number_cols=False)
     chars = max(2, PLOT_WIDTH_PX // (positions * CHAR_WIDTH_PX))
     guesses = [[escape(_fit(top_tokens[i][j][0], chars), quote=False) for j in range(positions)] for i in range(layers)]
 

@@ -4,7 +4,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .common import FONT, label, style, token_axis
+from .common import FONT, LABEL_PX, MAX_CELLS, add_note, axis_labels, block_size, category_axis, label, style
 
 BAND_COLORS = ("#1f77b4", "#ff7f0e", "#d62728")  # kept, interpolated, divided by factor
 CYCLIC = "Twilight"  # 0 and 2π get the same colour, as they are the same rotation
@@ -50,24 +50,28 @@ def spectrum_figure(
 
 
 def angle_heatmap(angles: np.ndarray, tokens: list[str], inv_freq: np.ndarray) -> go.Figure:
-    """(T, dh/2) angles mod 2π as pairs (rows, fastest on top) × positions (columns, token labels)."""
-    angles = np.asarray(angles, dtype=float).T  # (pairs, T)
-    pairs, T = angles.shape
-    token_text = _position_labels(tokens)
-    custom = np.stack([np.broadcast_to(token_text[None, :], (pairs, T)),
-                       np.broadcast_to(inv_freq[:, None], (pairs, T)).astype(object)], axis=-1)
+    """(T, dh/2) angles mod 2π as pairs (rows, fastest on top) × positions (columns, token labels).
+
+    Beyond MAX_CELLS positions only every k-th is drawn, and the chart says so: angles wrap at 2π, so a mean over
+    positions would be a colour no position has."""
+    step = block_size(len(tokens), MAX_CELLS)
+    kept = np.arange(0, len(tokens), step)
+    z = np.asarray(angles, dtype=np.float32)[kept].T  # (pairs, kept positions)
+    labels = axis_labels(tokens)
+    x = [labels[i] for i in kept]
+    y = [f"{i}: ω = {w:.3g}" for i, w in enumerate(inv_freq)]
     fig = go.Figure(go.Heatmap(
-        z=angles, x=np.arange(T), y=np.arange(pairs), zmin=0, zmax=2 * np.pi, colorscale=CYCLIC,
-        customdata=custom,
-        hovertemplate="position %{customdata[0]}<br>pair %{y} (inv_freq %{customdata[1]:.4g} rad/token)<br>"
-                      "angle %{z:.3f} rad (mod 2π)<extra></extra>",
+        z=z, x=x, y=y, zmin=0, zmax=2 * np.pi, colorscale=CYCLIC, hoverongaps=False,
+        hovertemplate="position %{x}<br>pair %{y} rad/token<br>angle %{z:.3f} rad (mod 2π)<extra></extra>",
         colorbar=dict(title=dict(text="angle (rad, mod 2π)", side="right"), thickness=12,
                       tickvals=np.arange(5) * np.pi / 2, ticktext=["0", "π/2", "π", "3π/2", "2π"]),
     ))
-    fig.update_xaxes(title_text="position (token)", tickangle=-60, **token_axis(tokens))
-    fig.update_yaxes(title_text="frequency pair i (fastest on top)", autorange="reversed")
-    height = max(320, min(800, 14 * pairs + 200))
-    return style(fig, title="Rotation angle position × inv_freq[i], wrapped to [0, 2π)", height=height)
+    height = max(320, min(800, 14 * len(y) + 200))
+    fig.update_xaxes(title_text="position (token)", tickangle=-60, **category_axis(x, max_labels=48))
+    fig.update_yaxes(title_text="pair i: ω (rad/token)", autorange="reversed",  # fastest on top
+                     **category_axis(y, max_labels=max(4, (height - 200) // LABEL_PX)))
+    style(fig, title="Rotation angle position × inv_freq[i], wrapped to [0, 2π)", height=height)
+    return add_note(fig, f"one column every {step} positions" if step > 1 else None)
 
 
 def pair_planes(
@@ -103,24 +107,41 @@ def pair_planes(
     return fig
 
 
+MAX_POINTS = 20_000  # a denser grey cloud reads no better, and each point costs bytes and drawing time
+
+
 def distance_scatter(distance: np.ndarray, score: np.ndarray, query: np.ndarray, key: np.ndarray,
                      tokens: list[str], highlight_query: int) -> go.Figure:
-    """Every causal score of one head against m - n; the chosen query's row drawn on top."""
+    """Every causal score of one head against m - n; the chosen query's row drawn on top, with its tokens.
+
+    The other queries' scores (about T²/2) are a WebGL cloud whose hover gives positions, not token strings; beyond
+    MAX_POINTS a random sample of them is drawn, and the chart says so."""
     labels = _position_labels(tokens)
-    custom = np.stack([labels[query], labels[key]], axis=-1)
-    hover = "query %{customdata[0]}<br>key %{customdata[1]}<br>m − n = %{x}<br>score %{y:.4g}<extra></extra>"
     mine = query == highlight_query
+    others = np.flatnonzero(~mine)
+    shown = others if len(others) <= MAX_POINTS else np.sort(
+        np.random.default_rng(0).choice(others, MAX_POINTS, replace=False))
     fig = go.Figure([
-        go.Scatter(x=distance[~mine], y=score[~mine], mode="markers", name="other queries",
-                   marker=dict(size=5, color="#9aa5b1", opacity=0.6), customdata=custom[~mine], hovertemplate=hover),
-        go.Scatter(x=distance[mine], y=score[mine], mode="lines+markers", name=f"query {labels[highlight_query]}",
-                   marker=dict(size=8, color="#d62728"), line=dict(color="#d62728", width=1),
-                   customdata=custom[mine], hovertemplate=hover),
+        go.Scattergl(x=distance[shown], y=np.asarray(score[shown], np.float32), mode="markers", name="other queries",
+                     marker=dict(size=5, color="#9aa5b1", opacity=0.6),
+                     customdata=np.stack([query[shown], key[shown]], axis=-1),
+                     hovertemplate="query %{customdata[0]}, key %{customdata[1]} (positions)<br>m − n = %{x}<br>"
+                                   "score %{y:.4g}<extra></extra>"),
+        # WebGL too: a WebGL cloud is drawn over every SVG trace, and this row must stay on top.
+        go.Scattergl(x=distance[mine], y=np.asarray(score[mine], np.float32), mode="lines+markers",
+                     name=f"query {labels[highlight_query]}",
+                     marker=dict(size=8, color="#d62728"), line=dict(color="#d62728", width=1),
+                     customdata=np.stack([labels[query[mine]], labels[key[mine]]], axis=-1),
+                     hovertemplate="query %{customdata[0]}<br>key %{customdata[1]}<br>m − n = %{x}<br>"
+                                   "score %{y:.4g}<extra></extra>"),
     ])
     fig.update_xaxes(title_text="relative distance m − n (tokens back from the query)")
     fig.update_yaxes(title_text="score q_rot[m]·k_rot[n] / √dh")
     fig.update_layout(legend=dict(orientation="h", y=-0.2))
-    return style(fig, title="Attention scores of this head against distance", height=400)
+    style(fig, title="Attention scores of this head against distance", height=400)
+    sampled = len(shown) < len(others)
+    return add_note(fig, f"grey: {len(shown):,} of the other {len(others):,} scores, drawn at random" if sampled
+                    else None)
 
 
 def shift_figure(shift: np.ndarray, lines: dict[str, np.ndarray]) -> go.Figure:
