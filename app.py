@@ -1,50 +1,58 @@
-"""Modern Blocks Explorer: `streamlit run app.py`. The router: page config, the shared sidebar, navigation."""
+"""Modern Blocks Explorer: `streamlit run app.py`. The router: page config, the shared sidebar, navigation.
+
+Streamlit runs this file twice over. As a module it defines `app`, which `streamlit run` finds and serves: its
+lifespan warms the server up before the first visitor. As each session's script (`__main__`) it routes the page.
+"""
+
+import threading
+from contextlib import asynccontextmanager
+from pathlib import Path
 
 import streamlit as st
-import torch
 
-from explorer.app_state import DEEP_LINK, PAGE_TRACES, PRESENTER, ROUTER_RAN, export_traces
+from explorer.app_state import DEEP_LINK, PAGE_TRACES, PRESENTER, ROUTER_RAN, export_traces, report_queue
+from explorer.serving import EXAMPLE_PROMPTS, devices, warm_up
 from model import DEFAULT_MODEL, bundled_models
 
-EXAMPLE_PROMPTS = [
-    "Once upon a time, there was a little girl named Lily. She loved to play outside.",
-    "Tom and Sam went to the park. Tom had a red ball. Sam said, \"Can I play with your ball?\"",
-    "The cat sat on the mat. The dog sat on the log. The cat",
-    "One day, a big dog saw a small bird in the tree. The dog wanted to",
-]
+
+@asynccontextmanager
+async def warm_start(_app):
+    """Load the default model and run the default prompt in the background while the server starts answering (its
+    health check included), so that the first visitor's first chart needs neither."""
+    threading.Thread(target=warm_up, name="warm-up", daemon=True).start()
+    yield
+
+
+app = st.App(Path(__file__).name, lifespan=warm_start)
+
 OTHER_SOURCE = "Hub repo id or local folder…"
-# The navigation's sections; each lesson is a page of its own, so a teacher can share its address.
-PAGES = {
-    "Explore": [
-        st.Page("pages/model.py", title="Model", icon=":material/account_tree:", default=True),
-        st.Page("pages/attention.py", title="Attention", icon=":material/grid_on:"),
-        st.Page("pages/rope.py", title="RoPE", icon=":material/rotate_right:"),
-        st.Page("pages/norms.py", title="Norms", icon=":material/equalizer:"),
-        st.Page("pages/swiglu.py", title="SwiGLU", icon=":material/call_split:"),
-        st.Page("pages/logit_lens.py", title="Logit lens", icon=":material/visibility:"),
-        st.Page("pages/generate.py", title="Generate", icon=":material/edit_note:"),
-        st.Page("pages/compare.py", title="Llama vs Qwen3", icon=":material/compare:"),
-        st.Page("pages/lab.py", title="Stability lab", icon=":material/science:"),
-    ],
-    "Classroom": [
-        st.Page("pages/lesson_rmsnorm.py", title="RMSNorm vs LayerNorm", icon=":material/timer:"),
-        st.Page("pages/lesson_kv_cache.py", title="KV-cache memory", icon=":material/memory:"),
-        st.Page("pages/lesson_swiglu.py", title="SwiGLU", icon=":material/call_split:"),
-        st.Page("pages/lesson_rope.py", title="RoPE", icon=":material/rotate_right:"),
-        st.Page("pages/lesson_gqa.py", title="GQA", icon=":material/grid_on:"),
-        st.Page("pages/lesson_qk_norm.py", title="QK-norm", icon=":material/straighten:"),
-    ],
-}
-ALL_PAGES = [page for section in PAGES.values() for page in section]
 # Query parameters a shared link carries; layer, head and token go to the page's own "view.<page>.<name>" control.
 VIEW_PARAMS = ("layer", "head", "token")
 
-st.set_page_config(page_title="Modern Blocks Explorer", page_icon=":material/neurology:", layout="wide")
 
-# Streamlit forgets a widget's value when its page is not shown; re-assigning keeps page controls (keys "view.*")
-# as the user left them when they come back to a page.
-for key in [k for k in st.session_state if str(k).startswith("view.")]:
-    st.session_state[key] = st.session_state[key]
+def sections() -> dict[str, list]:
+    """The navigation's sections; each lesson is a page of its own, so a teacher can share its address."""
+    return {
+        "Explore": [
+            st.Page("pages/model.py", title="Model", icon=":material/account_tree:", default=True),
+            st.Page("pages/attention.py", title="Attention", icon=":material/grid_on:"),
+            st.Page("pages/rope.py", title="RoPE", icon=":material/rotate_right:"),
+            st.Page("pages/norms.py", title="Norms", icon=":material/equalizer:"),
+            st.Page("pages/swiglu.py", title="SwiGLU", icon=":material/call_split:"),
+            st.Page("pages/logit_lens.py", title="Logit lens", icon=":material/visibility:"),
+            st.Page("pages/generate.py", title="Generate", icon=":material/edit_note:"),
+            st.Page("pages/compare.py", title="Llama vs Qwen3", icon=":material/compare:"),
+            st.Page("pages/lab.py", title="Stability lab", icon=":material/science:"),
+        ],
+        "Classroom": [
+            st.Page("pages/lesson_rmsnorm.py", title="RMSNorm vs LayerNorm", icon=":material/timer:"),
+            st.Page("pages/lesson_kv_cache.py", title="KV-cache memory", icon=":material/memory:"),
+            st.Page("pages/lesson_swiglu.py", title="SwiGLU", icon=":material/call_split:"),
+            st.Page("pages/lesson_rope.py", title="RoPE", icon=":material/rotate_right:"),
+            st.Page("pages/lesson_gqa.py", title="GQA", icon=":material/grid_on:"),
+            st.Page("pages/lesson_qk_norm.py", title="QK-norm", icon=":material/straighten:"),
+        ],
+    }
 
 
 def restore_from_link(page_path: str) -> None:
@@ -72,15 +80,6 @@ def link_params(page_path: str) -> dict[str, str]:
         if isinstance(value, int):
             params[name] = str(value)
     return params
-
-
-def devices() -> list[str]:
-    found = ["cpu"]
-    if torch.cuda.is_available():
-        found.insert(0, "cuda")
-    if torch.backends.mps.is_available():
-        found.insert(0, "mps")
-    return found
 
 
 def use_example() -> None:
@@ -112,29 +111,46 @@ def sidebar() -> None:
     st.toggle("Presenter mode", key=PRESENTER, help="Large fonts, full-screen charts, the sidebar tucked away.")
 
 
-selected = st.navigation(PAGES, expanded=True)  # all 15 pages: past 12 Streamlit would hide some behind "View more"
-# A page URL that was the server's very first request comes back here as a deep link (see explorer/app_state.py).
-deep_link = st.session_state.pop(DEEP_LINK, None)
-target = next((p for p in ALL_PAGES if deep_link and p.url_path == deep_link), selected)
-restore_from_link(target.url_path)
-if st.session_state.get(PRESENTER):
-    # Keep the sidebar's values alive while it is hidden, and offer the way back at the top of the page.
-    for key in ("model_choice", "model_custom", "hf_token", "device", "dtype", "prompt"):
-        if key in st.session_state:
-            st.session_state[key] = st.session_state[key]
-    st.session_state.model_source = st.session_state.get("model_source", DEFAULT_MODEL)
-    st.toggle("Presenter mode", key=PRESENTER)
-    st.html("<style>section[data-testid='stSidebar'], header[data-testid='stHeader'] {display: none;}"
-            " html {font-size: 20px;}</style>")
-else:
-    with st.sidebar:
-        sidebar()
+def route() -> None:
+    """One run of a session's script: the page config, the sidebar (or presenter mode), then the chosen page."""
+    # The icon is an emoji, drawn by the browser: a material icon here would be fetched from the internet.
+    st.set_page_config(page_title="Modern Blocks Explorer", page_icon="🔍", layout="wide")
 
-st.query_params.from_dict(link_params(target.url_path))
-st.session_state[ROUTER_RAN] = True
-st.session_state[PAGE_TRACES] = {}
-if target.url_path != selected.url_path:
-    st.switch_page(target, query_params=st.query_params.to_dict())
-selected.run()
-with st.sidebar:
-    export_traces()
+    # Streamlit forgets a widget's value when its page is not shown; re-assigning keeps page controls (keys "view.*")
+    # as the user left them when they come back to a page.
+    for key in [k for k in st.session_state if str(k).startswith("view.")]:
+        st.session_state[key] = st.session_state[key]
+
+    pages = sections()
+    all_pages = [page for section in pages.values() for page in section]
+    selected = st.navigation(pages, expanded=True)  # all 15 pages: past 12 Streamlit would hide some behind "View more"
+    # A page URL that was the server's very first request comes back here as a deep link (see explorer/app_state.py).
+    deep_link = st.session_state.pop(DEEP_LINK, None)
+    target = next((p for p in all_pages if deep_link and p.url_path == deep_link), selected)
+    restore_from_link(target.url_path)
+    if st.session_state.get(PRESENTER):
+        # Keep the sidebar's values alive while it is hidden, and offer the way back at the top of the page.
+        for key in ("model_choice", "model_custom", "hf_token", "device", "dtype", "prompt"):
+            if key in st.session_state:
+                st.session_state[key] = st.session_state[key]
+        st.session_state.model_source = st.session_state.get("model_source", DEFAULT_MODEL)
+        st.toggle("Presenter mode", key=PRESENTER)
+        st.html("<style>section[data-testid='stSidebar'], header[data-testid='stHeader'] {display: none;}"
+                " html {font-size: 20px;}</style>")
+    else:
+        with st.sidebar:
+            sidebar()
+
+    st.query_params.from_dict(link_params(target.url_path))
+    report_queue()
+    st.session_state[ROUTER_RAN] = True
+    st.session_state[PAGE_TRACES] = {}
+    if target.url_path != selected.url_path:
+        st.switch_page(target, query_params=st.query_params.to_dict())
+    selected.run()
+    with st.sidebar:
+        export_traces()
+
+
+if __name__ == "__main__":  # a session's run; not the module that `streamlit run` imports to find `app`
+    route()

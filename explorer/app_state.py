@@ -1,48 +1,28 @@
-"""What every page needs from the shared sidebar: the loaded model, the tokenized prompt, and cached traces.
+"""What every page needs from the shared sidebar: the loaded model, the tokenized prompt, and its shared trace.
 
 With explorer/lesson_ui.py (the lesson pages' helpers), the only module of explorer/ that talks to Streamlit. Models
-and traces are cached with st.cache_resource: one copy per distinct request, shared read-only by every browser
-session; each session's prompt and edits live in its own st.session_state, so sessions never see each other's
-inputs.
+and traces live in explorer/serving.py's server-wide caches: one copy per distinct request, shared read-only by every
+browser session; each session's prompt and edits live in its own st.session_state, so sessions never see each
+other's inputs.
 """
 
-import hashlib
-import os
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
 import streamlit as st
 import torch
 
-from model import Decoder, ModelError, Tokenizer, load_model, load_tokenizer
+from model import Decoder, ModelError, Tokenizer
 
+from .compute import COMPUTE
 from .edits import Edits
 from .export import figure_csv, figure_html
-from .trace import Trace, estimate_bytes, trace
-
-# A trace that would hold more than this is refused with a message (override with MBE_TRACE_BUDGET_MB).
-TRACE_BUDGET_BYTES = int(os.environ.get("MBE_TRACE_BUDGET_MB", "2048")) * 2**20
-
-
-@dataclass(frozen=True)
-class ModelChoice:
-    source: str  # bundled name, local folder or Hub repo id
-    device: str
-    dtype: str  # "auto" or a torch dtype name
-
-
-@st.cache_resource(max_entries=4, show_spinner=False)
-def _load(choice: ModelChoice, token_fingerprint: str, _token: str | None, _progress) -> tuple[Decoder, Tokenizer]:
-    # The fingerprint keeps a gated model loaded with one person's token from being served to a session without it;
-    # the token itself is an unhashed argument, so Streamlit neither stores nor displays it.
-    dtype = None if choice.dtype == "auto" else choice.dtype
-    model = load_model(choice.source, device=choice.device, dtype=dtype, token=_token, progress=_progress)
-    return model, load_tokenizer(choice.source, token=_token)
+from .prompt_trace import PromptTrace
+from .serving import DEFAULT_CHOICE, MODELS, ModelChoice, prompt_trace
 
 
 def load(choice: ModelChoice, token: str | None = None) -> tuple[Decoder, Tokenizer]:
     """The model and tokenizer, with a progress bar while a Hub download runs. Raises ModelError."""
-    fingerprint = hashlib.sha256(token.encode()).hexdigest() if token else ""
     bar = st.empty()
 
     def progress(done: int, total: int) -> None:
@@ -52,15 +32,9 @@ def load(choice: ModelChoice, token: str | None = None) -> tuple[Decoder, Tokeni
 
     try:
         with st.spinner(f"Loading {choice.source}…"):
-            return _load(choice, fingerprint, token or None, progress)
+            return MODELS.get(choice, token, progress)
     finally:
         bar.empty()
-
-
-@st.cache_resource(max_entries=32, show_spinner=False)
-def _cached_trace(choice: ModelChoice, ids: tuple[int, ...], capture: tuple[str, ...], edits_key: str,
-                  _model: Decoder, _tokenizer: Tokenizer, _edits: Edits) -> Trace:
-    return trace(_model, torch.tensor([ids]), capture=list(capture), edits=_edits, tokenizer=_tokenizer)
 
 
 @dataclass
@@ -78,28 +52,49 @@ class Session:
     def tokens(self) -> list[str]:
         return self.tokenizer.tokens(self.ids)
 
-    def trace(self, capture: list[str], edits: Edits | None = None) -> Trace:
-        """A cached trace of the current ids keeping the names matched by `capture` (a list of globs)."""
-        return trace_model(self.choice, self.model, self.tokenizer, self.ids, capture, edits)
+    def trace(self, edits: Edits | None = None) -> PromptTrace:
+        """The shared trace of the current ids (and edits): every page reads from the same one."""
+        return trace_model(self.choice, self.model, self.tokenizer, self.ids, edits)
 
 
-def trace_model(choice: ModelChoice, model: Decoder, tokenizer: Tokenizer, ids: list[int], capture: list[str],
-                edits: Edits | None = None) -> Trace:
-    """A cached trace of `ids` through a model loaded with `load(choice)`.
-
-    Stops the page with an explanation when the capture would not fit in the memory budget.
-    """
-    edits = edits or Edits()
-    need = estimate_bytes(model.config, len(ids), capture)
-    if need > TRACE_BUDGET_BYTES:
-        st.error(f"This view would capture {need / 2**20:,.0f} MiB for {len(ids)} tokens, more than the "
-                 f"{TRACE_BUDGET_BYTES / 2**20:,.0f} MiB this server allows per trace. Shorten the prompt, or "
-                 "raise MBE_TRACE_BUDGET_MB when starting the app.")
-        st.stop()
+def trace_model(choice: ModelChoice, model: Decoder, tokenizer: Tokenizer, ids: list[int],
+                edits: Edits | None = None) -> PromptTrace:
+    """The shared trace of `ids` through a model loaded with `load(choice)`, its forward run (or queued) now."""
+    result = prompt_trace(model, tokenizer, ids, edits)
     with st.spinner("Running the model…"):
-        result = _cached_trace(choice, tuple(ids), tuple(capture), repr(edits), model, tokenizer, edits)
-    st.session_state.setdefault(PAGE_TRACES, {})[f"{choice.source}: {', '.join(capture)}"] = result
+        result.base()
+    label = choice.source + (f" with {edits}" if edits else "")
+    st.session_state.setdefault(PAGE_TRACES, {})[label] = result
     return result
+
+
+def query_window(t: PromptTrace, key: str) -> tuple[int, int] | None:
+    """Which queries the attention views of `t` show: None for all of them; for a prompt too long to hold one
+    layer's whole matrices, (start, stop) of a window chosen with a slider, the last queries first."""
+    if t.explicit:
+        return None
+    T, rows = len(t.tokens), t.max_query_window()
+    st.info(f"At {T:,} tokens one layer's attention matrices are more than this server holds at once, so these views "
+            f"show {rows:,} queries at a time, each against every key it sees. Slide to move the window.",
+            icon=":material/view_week:")
+    st.session_state.setdefault(key, T - rows)
+    st.session_state[key] = min(st.session_state[key], T - rows)
+    start = st.slider("First query shown", 0, T - rows, key=key)
+    return start, start + rows
+
+
+def report_queue() -> None:
+    """From now on in this run, model work that must wait for other sessions' says so at the top of the page."""
+    slot = st.empty()
+
+    def on_wait(ahead: int) -> None:
+        if ahead:
+            slot.info(f"Queued behind {ahead} other model job{'s' * (ahead > 1)} on this server…",
+                      icon=":material/hourglass_top:")
+        else:
+            slot.empty()
+
+    COMPUTE.report_waits(on_wait)
 
 
 PAGE_TRACES = "_page_traces"  # the traces this run of the page drew from, offered for download by app.py
@@ -141,7 +136,8 @@ def export_traces() -> None:
         return
     with st.expander("Export traces", icon=":material/download:"):
         for i, (label, t) in enumerate(traces.items()):
-            st.download_button(f"{label} ({t.nbytes() / 2**20:.1f} MiB)", t.to_bytes, f"trace-{i}.safetensors",
+            st.download_button(f"{label} ({t.nbytes() / 2**20:.1f} MiB)", lambda t=t: t.to_trace().to_bytes(),
+                               f"trace-{i}.safetensors",
                                "application/octet-stream", key=f"export.trace.{i}", on_click="ignore")
 
 
@@ -167,8 +163,8 @@ def current() -> Session:
     """The session for this rerun, from the sidebar's widgets; shows an error and stops the page on bad input."""
     ensure_router()
     state = st.session_state
-    choice = ModelChoice(state.get("model_source", "stories260K"), state.get("device", "cpu"),
-                         state.get("dtype", "auto"))
+    choice = ModelChoice(state.get("model_source", DEFAULT_CHOICE.source), state.get("device", DEFAULT_CHOICE.device),
+                         state.get("dtype", DEFAULT_CHOICE.dtype))
     try:
         model, tokenizer = load(choice, state.get("hf_token"))
     except ModelError as e:

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from explorer.analysis.attention import head_label, head_summaries, layer_heads, pattern_by_group
-from explorer.app_state import current, remember, show
+from explorer.app_state import current, query_window, remember, show
 from explorer.figures.attention import head_grid, head_matrix, head_summary_heatmap
 
 session = current()
@@ -17,7 +17,7 @@ st.markdown(
     "nothing else is worth reading) and **previous-token heads** (a bright line just below the diagonal)."
 )
 
-t = session.trace(["layers.*.self_attn.pattern", "layers.*.self_attn.scores"])
+t = session.trace()
 config, tokens = t.config, session.tokens
 G, n_layers = config.group_size, config.num_hidden_layers
 st.caption(f"{config.num_attention_heads} query heads share {config.num_key_value_heads} key/value heads "
@@ -28,15 +28,17 @@ st.caption(f"{config.num_attention_heads} query heads share {config.num_key_valu
 def head_views() -> None:
     remember("view.attention.layer", range(n_layers), 0)
     layer = st.slider("Layer", 0, n_layers - 1, key="view.attention.layer") if n_layers > 1 else 0
+    rows = query_window(t, "view.attention.first_query")
+    queries = tokens if rows is None else tokens[rows[0] : rows[1]]
     st.subheader(f"Every head of layer {layer}")
-    show(head_grid(pattern_by_group(t, layer), tokens,
+    show(head_grid(pattern_by_group(t, layer, rows), queries, key_tokens=tokens[: rows[1]] if rows else None,
                    title=f"Attention patterns of layer {layer}, one row per shared KV head"),
          key="attention.layer_heads")
-    one_head(layer)
+    one_head(layer, rows)
 
 
 @st.fragment
-def one_head(layer: int) -> None:
+def one_head(layer: int, rows: tuple[int, int] | None) -> None:
     st.subheader("One head, up close")
     remember("view.attention.head", range(config.num_attention_heads), 0)
     left, right = st.columns([1, 2])
@@ -46,18 +48,23 @@ def one_head(layer: int) -> None:
                         key="view.attention.values",
                         help="Scores are q·k/√head_dim: any real number, turned into the pattern's weights by a "
                              "softmax over each row.")
-    pattern, scores = layer_heads(t, layer)
+    pattern, scores = layer_heads(t, layer, rows)
     use_scores = shown.startswith("scores")
     what = "scores before softmax" if use_scores else "attention pattern"
-    show(head_matrix(scores[head] if use_scores else pattern[head], tokens, scores=use_scores,
+    show(head_matrix(scores[head] if use_scores else pattern[head], tokens if rows is None else tokens[rows[0]:rows[1]],
+                     scores=use_scores, key_tokens=tokens[: rows[1]] if rows else None,
                      title=f"Layer {layer}, {head_label(head, G)}: {what}"), key="attention.head")
 
 
 head_views()
 
 st.subheader("Every head at a glance")
+summaries = head_summaries(t)
 if len(tokens) < 2:
     st.info("The summaries average over tokens that can choose where to look: type a prompt of two or more tokens.")
+elif summaries is None:
+    st.info("These summaries average every layer's whole attention pattern, which at this prompt's length is more "
+            "than the server forms in one piece. Shorten the prompt to see them; the views above work at any length.")
 else:
     st.markdown(
         "One cell per head, layers top to bottom. **Entropy** (nats) is low when a head looks at few tokens and "
@@ -65,7 +72,6 @@ else:
         "marks a sink. **Previous token** is the average weight on the token just before each query. All three are "
         "averaged over the query positions after the first, which has nothing to choose from."
     )
-    summaries = head_summaries(t)
     Hkv = config.num_key_value_heads
     for column, (name, figure) in zip(st.columns(3), {
         "entropy": head_summary_heatmap(summaries["entropy"], Hkv, title="Mean attention entropy",

@@ -9,7 +9,8 @@ import torch
 from explorer.analysis import compare
 from explorer.analysis.attention import head_label, layer_heads
 from explorer.analysis.model_facts import top_next_tokens
-from explorer.app_state import ModelChoice, current, load, remember, show, trace_model
+from explorer.app_state import current, load, remember, show, trace_model
+from explorer.serving import DEFAULT_CHOICE, ModelChoice
 from explorer.figures import compare as figures
 from explorer.figures.attention import head_matrix
 from explorer.figures.common import DIVERGING, token_heatmap
@@ -72,7 +73,7 @@ def open_side(slot: str, source: str) -> Side:
         st.info(f"Type a Hub repo id or a local folder for model {slot.upper()}.")
         st.stop()
     state = st.session_state
-    choice = ModelChoice(source, state.get("device", "cpu"), state.get("dtype", "auto"))
+    choice = ModelChoice(source, state.get("device", DEFAULT_CHOICE.device), state.get("dtype", "auto"))
     try:
         model, tokenizer = load(choice, state.get("hf_token"))
         ids = tokenizer.encode(session.prompt)
@@ -82,7 +83,7 @@ def open_side(slot: str, source: str) -> Side:
     except ModelError as e:
         st.error(f"Model {slot.upper()} ({source}): {e}")
         st.stop()
-    t = trace_model(choice, model, tokenizer, ids, compare.CAPTURE_GLOBS)
+    t = trace_model(choice, model, tokenizer, ids)
     return Side(slot, source, choice, model, tokenizer, ids, t)
 
 
@@ -171,7 +172,7 @@ def ablation_view(side: Side) -> None:
         st.info("Choose at least one layer to edit.")
         return
     edit_name, edits = compare.ablation(config, chosen)
-    edited = trace_model(side.choice, side.model, side.tokenizer, side.ids, compare.ATTENTION_GLOBS, edits)
+    edited = trace_model(side.choice, side.model, side.tokenizer, side.ids, edits)
     kl = compare.kl_by_position(side.trace["logits"], edited["logits"])
     st.metric(f"KL(unedited ‖ edited) of the next token, {edit_name}", f"{kl[-1]:.4f} nats",
               help="How many nats of surprise the edited model's next-token distribution adds, on average, for "

@@ -6,6 +6,7 @@ import streamlit as st
 import torch
 
 from explorer.app_state import current
+from explorer.compute import COMPUTE
 from model import ModelError
 
 session = current()
@@ -56,7 +57,7 @@ col_generate, col_clear, _ = st.columns([1, 1, 4])
 if col_generate.button("Generate", type="primary", key="generate"):
     settings = dict(temperature=temperature, top_k=top_k or None, top_p=top_p if top_p < 1 else None, seed=seed)
     try:
-        with st.spinner(f"Generating up to {max_new_tokens} tokens…"):
+        with st.spinner(f"Generating up to {max_new_tokens} tokens…"), COMPUTE.slot():
             full = session.model.generate(torch.tensor([prompt_ids]), int(max_new_tokens),
                                           **(settings if sampling else {}))
     except ModelError as e:

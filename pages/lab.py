@@ -2,7 +2,6 @@
 
 import itertools
 import time
-from contextlib import contextmanager
 
 import pandas as pd
 import streamlit as st
@@ -10,6 +9,7 @@ import torch
 
 from explorer.analysis.lab import run_summary, summary_rows, what_happened
 from explorer.app_state import ensure_router, show
+from explorer.compute import COMPUTE
 from explorer.figures.lab import logit_chart, loss_chart
 from training.corpus import CORPUS_FILE, load_corpus
 from training.train import TrainSettings, init_decoder, model_config, train
@@ -37,18 +37,6 @@ def corpus() -> torch.Tensor:
     return load_corpus()
 
 
-@contextmanager
-def one_torch_thread():
-    """Micro models train fastest on one thread: their matrices are too small to share out, and on a busy 2-core
-    machine a second thread mostly waits for the first. Restored afterwards for the other pages' larger models."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def train_both(settings: TrainSettings, draw, progress_slot) -> dict[str, list[dict]]:
     """Trains the two models one after the other, calling draw(runs) every few steps with the records so far."""
     runs = {name: [] for name in MODELS}
@@ -64,8 +52,8 @@ def train_both(settings: TrainSettings, draw, progress_slot) -> dict[str, list[d
                 bar.progress((index * settings.steps + record["step"] + 1) / (2 * settings.steps),
                              text=f"Training {name}: step {record['step'] + 1} of {settings.steps}")
 
-        with one_torch_thread():
-            train(model, corpus(), settings, on_step=on_step)
+        # One step at a time through the server's compute queue: other sessions' forwards run in between.
+        train(model, corpus(), settings, on_step=on_step, each_step=COMPUTE.slot)
     bar.empty()
     return runs
 

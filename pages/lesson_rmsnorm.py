@@ -84,6 +84,6 @@ st.caption(
     "the last. Where it is near 0, subtracting the mean (the step LayerNorm adds) would change little; a "
     "model trained with RMSNorm simply learns to work with whatever mean its vectors carry."
 )
-t = session.trace(norms_analysis.capture_names(L))
+t = session.trace()
 stream, depths = norms_analysis.residual_stream(t)
 show(figures.mean_over_rms_heatmap(analysis.mean_over_rms(stream), depths, tokens), key="lesson_rmsnorm.norm_scale")

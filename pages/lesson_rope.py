@@ -24,7 +24,7 @@ def token_label(i: int) -> str:
 
 @st.fragment
 def relative_offset() -> None:
-    t = session.trace(rope_analysis.capture_globs(config))
+    t = session.trace()
     c1, c2, c3, c4 = st.columns(4)
     remember("view.lesson_rope.layer", range(L), 0)
     remember("view.lesson_rope.head", range(config.num_attention_heads), 0)

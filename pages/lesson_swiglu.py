@@ -21,7 +21,7 @@ def gate_histograms() -> None:
         "silu(gate) is the factor each neuron's up value is multiplied by: a peak at 0 means the gate shuts "
         "many neurons for most tokens, a long positive tail means it lets a few pass strongly."
     )
-    t = session.trace(swiglu_analysis.capture_names(L))
+    t = session.trace()
     remember("view.lesson_swiglu.layer", range(L), 0)
     layer = st.slider("Layer", 0, L - 1, key="view.lesson_swiglu.layer") if L > 1 else 0
     histograms = {

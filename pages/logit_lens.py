@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from explorer.analysis.logit_lens import logit_lens, settling_layer
+from explorer.analysis.logit_lens import MAX_POSITIONS_PER_VIEW, lens_at, positions_per_view, settling_layer
 from explorer.app_state import current, show
-from explorer.figures.logit_lens import POSITIONS_PER_VIEW, lens_heatmap, rank_chart
+from explorer.figures.logit_lens import lens_heatmap, rank_chart
 
 session = current()
 layers = session.model.config.num_hidden_layers
@@ -16,32 +16,33 @@ st.markdown(
     "model's guess for the token after that position take shape; the last row is the model's real prediction."
 )
 
-t = session.trace(["layers.*.resid_post", "logits"])
+t = session.trace()
+T = len(session.ids)
+per_view = positions_per_view(session.model.config)
 
 
-@st.cache_resource(max_entries=8, show_spinner="Reading every layer through the final norm and LM head…")
-def cached_lens(choice, ids: tuple[int, ...], _model, _trace):
-    return logit_lens(_model, [_trace[f"layers.{i}.resid_post"][0] for i in range(layers)], _trace["logits"][0])
-
-
-lens = cached_lens(session.choice, tuple(session.ids), session.model, t)
-top_tokens = [[session.tokenizer.tokens(ids) for ids in row] for row in lens.top_ids.tolist()]
+def guesses(lens) -> list[list[list[str]]]:
+    """[layer][position][rank] readable tokens of the lens's top guesses."""
+    return [[session.tokenizer.tokens(ids) for ids in row] for row in lens.top_ids.tolist()]
 
 
 @st.fragment
 def heatmap_view() -> None:
-    start, end = 0, len(session.ids)
-    if end > POSITIONS_PER_VIEW:  # cells of a longer sequence would be too narrow for their tokens: show a window
+    start, end = 0, T
+    if T > per_view:  # cells of a longer sequence would be too narrow, and each position costs a pass of every layer
         key = "view.logit_lens.first_position"
-        if st.session_state.get(key, 0) > end - POSITIONS_PER_VIEW:
-            st.session_state[key] = end - POSITIONS_PER_VIEW
-        start = st.slider(f"First position shown ({POSITIONS_PER_VIEW} at a time)", 0, end - POSITIONS_PER_VIEW,
-                          key=key)
-        end = start + POSITIONS_PER_VIEW
-    show(lens_heatmap([row[start:end] for row in top_tokens], lens.top_probs[:, start:end],
-                      session.tokens[start:end], first_position=start), key="logit_lens.heatmap")
+        st.session_state.setdefault(key, T - per_view)  # the last positions first: the prompt's next-token guesses
+        st.session_state[key] = min(st.session_state[key], T - per_view)
+        start = st.slider(f"First position shown ({per_view} at a time)", 0, T - per_view, key=key)
+        end = start + per_view
+    with st.spinner("Reading every layer through the final norm and LM head…"):
+        lens = lens_at(t, list(range(start, end)))
+    show(lens_heatmap(guesses(lens), lens.top_probs, session.tokens[start:end], first_position=start),
+         key="logit_lens.heatmap")
     st.caption("Cell text: the top guess for the *next* token after reading the token below it (cut to fit; hover "
-               "for the full top 3). Colour: its probability.")
+               "for the full top 3). Colour: its probability."
+               + (f" Each position costs a pass of all {layers} layers through the LM head, so this model shows "
+                  f"{per_view} at a time." if per_view < MAX_POSITIONS_PER_VIEW and T > per_view else ""))
 
 
 heatmap_view()
@@ -57,9 +58,10 @@ def rank_view() -> None:
     if st.session_state.get(key) not in positions:  # first visit, or a shorter prompt than last time: the last token
         st.session_state[key] = positions[-1]
     position = st.selectbox("Position", positions, key=key, format_func=lambda j: f"{j}: {session.tokens[j]}")
-    target = session.tokenizer.tokens([int(lens.final_ids[position])])[0]
-    ranks = lens.final_rank[:, position]
-    show(rank_chart(ranks, lens.final_prob[:, position], target_token=target,
+    lens = lens_at(t, [position])
+    target = session.tokenizer.tokens([int(lens.final_ids[0])])[0]
+    ranks = lens.final_rank[:, 0]
+    show(rank_chart(ranks, lens.final_prob[:, 0], target_token=target,
                     position_label=f"{position} ({session.tokens[position]})"), key="logit_lens.rank")
     settled = settling_layer(ranks)
     st.markdown(f"After `{session.tokens[position]}` the model predicts `{target}`. It is the lens's top guess from "

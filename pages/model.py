@@ -38,10 +38,12 @@ generated = len(session.ids) - session.prompt_length
 st.markdown(f"The tokenizer cut the prompt into **{session.prompt_length} tokens**"
             + (f", followed by **{generated} generated tokens** (from the Generate page)." if generated else ".")
             + " The model only ever sees the ids; ␣ marks a space.")
-st.dataframe(pd.DataFrame([session.tokens, [str(i) for i in session.ids]], index=["token", "id"],
-                          columns=[str(i) for i in range(len(session.ids))]))
+# One row per token: a long prompt scrolls down instead of growing thousands of columns.
+st.dataframe(pd.DataFrame({"token": session.tokens, "id": session.ids}, index=pd.RangeIndex(len(session.ids),
+                                                                                             name="position")),
+             height=min(400, 35 * (len(session.ids) + 1) + 3))
 
-logits = session.trace(["logits"])["logits"][0, -1]
+logits = session.trace().last_logits
 
 
 @st.fragment

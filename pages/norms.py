@@ -8,7 +8,7 @@ from explorer.figures import norms as figures
 
 session = current()
 config, tokens = session.model.config, session.tokens
-t = session.trace(analysis.capture_names(config.num_hidden_layers))
+t = session.trace()
 sites = analysis.norm_sites(config.num_hidden_layers)
 labels = [site.label for site in sites]
 stream, depths = analysis.residual_stream(t)

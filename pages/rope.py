@@ -3,7 +3,7 @@
 import streamlit as st
 
 from explorer.analysis import rope as rope_analysis
-from explorer.app_state import current, remember, show
+from explorer.app_state import current, query_window, remember, show
 from explorer.edits import Edits
 from explorer.figures import rope as rope_figures
 from explorer.figures.common import DIVERGING, token_heatmap
@@ -12,7 +12,7 @@ session = current()
 config, tokens = session.model.config, session.tokens
 T, half = len(tokens), config.head_dim // 2
 layers, heads, positions = (list(range(n)) for n in (config.num_hidden_layers, config.num_attention_heads, T))
-t = session.trace(rope_analysis.capture_globs(config))
+t = session.trace()
 
 st.title("RoPE: rotary position embedding")
 st.markdown(
@@ -75,7 +75,7 @@ def rotation_of_one_head() -> None:
     show(rope_figures.pair_planes(before, after, pairs, spec.inv_freq, m), key="rope.pair_planes")
 
     st.markdown("**Scores against distance.** Every score this head computes, placed at how far back the key is.")
-    d = rope_analysis.scores_by_distance(t, layer, head)
+    d = rope_analysis.scores_by_distance(t, layer, head, include=m)
     show(rope_figures.distance_scatter(d.distance, d.score, d.query, d.key, tokens, m), key="rope.distance")
 
     st.markdown("**Shift both positions, keep the score.** The un-rotated q of the query token and k of a key token, "
@@ -107,19 +107,21 @@ def theta_what_if() -> None:
                    format_func=lambda v: f"{v:,.0f}" + (" (the model's own)" if v == own else ""))
     layer = choice(c2, "Layer", layers, "view.rope.whatif_layer")
     head = choice(c3, "Query head", heads, "view.rope.whatif_head")
-    capture = ["logits", "layers.*.self_attn.pattern"]
-    base, edited = session.trace(capture), session.trace(capture, Edits(rope_theta=theta))
+    base, edited = t, session.trace(Edits(rope_theta=theta))
+    rows = query_window(base, "view.rope.first_query")
+    first, stop = rows or (0, T)
+    queries, keys = tokens[first:stop], tokens[:stop]
     st.markdown("**Next-token top 5**")
     top = rope_analysis.compare_top_tokens({f"θ = {own:,.0f}": base, f"θ = {theta:,.0f}": edited}, session.tokenizer)
     st.dataframe(top, column_config={c: st.column_config.NumberColumn(format="%.4f")
                                      for c in top.columns if c.endswith("probability")})
     left, right = st.columns(2)
-    base_pattern = rope_analysis.causal_pattern(base, layer, head)
-    show(token_heatmap(base_pattern, tokens, tokens, value_name="attention", zmin=0, zmax=1,
+    base_pattern = rope_analysis.causal_pattern(base, layer, head, rows)
+    show(token_heatmap(base_pattern, queries, keys, value_name="attention", zmin=0, zmax=1, first_row=first,
                        title=f"Layer {layer} head {head} pattern, θ = {own:,.0f}"),
          key="rope.theta_own", container=left)
-    show(token_heatmap(rope_analysis.causal_pattern(edited, layer, head) - base_pattern, tokens, tokens,
-                       value_name="Δ attention", colorscale=DIVERGING, zmid=0,
+    show(token_heatmap(rope_analysis.causal_pattern(edited, layer, head, rows) - base_pattern, queries, keys,
+                       value_name="Δ attention", colorscale=DIVERGING, zmid=0, first_row=first,
                        title=f"Change with θ = {theta:,.0f} (new − own)"), key="rope.theta_change", container=right)
 
 

@@ -6,12 +6,10 @@ from explorer.analysis import swiglu as analysis
 from explorer.app_state import current, remember, show
 from explorer.figures import swiglu as figures
 
-THRESHOLDS = [0.001, 0.003, 0.01, 0.03, 0.1, 0.3]  # choices for "nearly shut": |silu(gate)| below this
-
 session = current()
 config, tokens = session.model.config, session.tokens
 T, L = len(tokens), config.num_hidden_layers
-t = session.trace(analysis.capture_names(L))
+t = session.trace()
 
 st.title("SwiGLU: the gated MLP")
 st.markdown(
@@ -32,8 +30,8 @@ def one_layer() -> None:
     left, right = st.columns(2)
     remember("view.swiglu.layer", range(L), 0)
     layer = left.selectbox("Layer", range(L), key="view.swiglu.layer")
-    remember("view.swiglu.threshold", THRESHOLDS, 0.01)
-    threshold = right.select_slider("Sparsity threshold on |silu(gate)|", THRESHOLDS, key="view.swiglu.threshold")
+    remember("view.swiglu.threshold", analysis.THRESHOLDS, 0.01)
+    threshold = right.select_slider("Sparsity threshold on |silu(gate)|", analysis.THRESHOLDS, key="view.swiglu.threshold")
 
     st.subheader("Distributions")
     log = st.checkbox("Log count axis (shows the rare large values)", key="view.swiglu.log")

@@ -74,13 +74,17 @@ def test_pattern_by_group_puts_head_h_under_kv_head_h_over_g():
 
 
 def test_head_summaries_cover_every_layer_and_head():
+    """head_summaries stacks what summarize_pattern kept for each layer (tests/test_prompt_trace.py checks that a
+    PromptTrace keeps it from the real forward)."""
     t = synthetic_trace()
+    kept = {i: analysis.summarize_pattern(t[f"layers.{i}.self_attn.pattern"]) for i in range(5)}
+    t.summary = lambda layer, part: kept[layer] if part == "self_attn.pattern" else None
     summaries = analysis.head_summaries(t)
     assert set(summaries) == {"entropy", "first token", "previous token"}
     layer3 = t["layers.3.self_attn.pattern"][0].numpy()
     for name, summary in analysis.SUMMARIES.items():
         assert summaries[name].shape == (5, 8)
-        np.testing.assert_allclose(summaries[name][3], summary(layer3))
+        np.testing.assert_allclose(summaries[name][3], summary(layer3), rtol=1e-6)
 
 
 def test_head_label_names_the_shared_kv_head():

@@ -2,7 +2,7 @@
 
 import torch
 
-from explorer.figures.logit_lens import POSITIONS_PER_VIEW
+from explorer.analysis.logit_lens import MAX_POSITIONS_PER_VIEW
 from model import load_model, load_tokenizer
 
 from .apptest_helpers import array, chart_specs, open_page
@@ -40,11 +40,11 @@ def test_generate_then_every_page_sees_the_continuation_then_clear():
     assert not at.exception
     # Prompt + continuation: every position can be followed, and the heatmap shows a window of the longer sequence.
     assert len(at.selectbox(key="view.logit_lens.position").options) == len(generated["ids"])
-    assert at.slider(key="view.logit_lens.first_position").proto.max == len(generated["ids"]) - POSITIONS_PER_VIEW
+    assert at.slider(key="view.logit_lens.first_position").proto.max == len(generated["ids"]) - MAX_POSITIONS_PER_VIEW
     at.slider(key="view.logit_lens.first_position").set_value(20)
     at.run()
     heat = chart_specs(at)[0]["data"][0]
-    assert array(heat["z"]).shape[1] == POSITIONS_PER_VIEW and heat["customdata"][0][0].startswith("after layer 0, "
+    assert array(heat["z"]).shape[1] == MAX_POSITIONS_PER_VIEW and heat["customdata"][0][0].startswith("after layer 0, "
                                                                                                   "position 20 (")
 
     at.switch_page("pages/generate.py")

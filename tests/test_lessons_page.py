@@ -125,7 +125,7 @@ def test_mlp_parameter_bar_ratios():
 
 def test_rope_shift_scores_are_equal(stories):
     ids = torch.tensor([[1, 403, 407, 261, 378, 403, 407, 30]])
-    t = trace(stories, ids, capture=rope_analysis.capture_globs(stories.config))
+    t = trace(stories, ids)
     table = analysis.shift_check(t, layer=2, head=3, m=7, n=1)
     both = table["both shifted"].to_numpy()
     assert table["s"].iloc[-1] <= 511 - 7 and len(table) > 5

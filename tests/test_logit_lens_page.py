@@ -7,7 +7,8 @@ import torch
 
 from explorer import trace
 from explorer.analysis.logit_lens import lens_logits, logit_lens, settling_layer
-from explorer.figures.logit_lens import POSITIONS_PER_VIEW, lens_heatmap, rank_chart
+from explorer.analysis.logit_lens import MAX_POSITIONS_PER_VIEW
+from explorer.figures.logit_lens import lens_heatmap, rank_chart
 from model import load_model
 
 from .apptest_helpers import array, chart_specs, open_page
@@ -16,14 +17,14 @@ from .apptest_helpers import array, chart_specs, open_page
 def identity_model() -> SimpleNamespace:
     """A stand-in decoder whose final norm and LM head do nothing: the lens then reads the residual as logits."""
     return SimpleNamespace(device=torch.device("cpu"), dtype=torch.float32, norm=lambda x: x,
-                           lm_head=torch.nn.Identity())
+                           lm_head=torch.nn.Identity(), config=SimpleNamespace(vocab_size=4))
 
 
 def test_lens_by_hand():
     # 2 layers, 2 positions, vocabulary of 4: the residual streams are the logits themselves.
     layer0 = torch.tensor([[0.0, 3.0, 2.0, 1.0], [1.0, 1.0, 1.0, 1.0]])
     layer1 = torch.tensor([[5.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 4.0]])
-    lens = logit_lens(identity_model(), [layer0, layer1], logits=layer1)
+    lens = logit_lens(identity_model(), torch.stack([layer0, layer1]))
     assert lens.final_ids.tolist() == [0, 3]
     assert lens.top_ids[0, 0].tolist() == [1, 2, 3] and lens.top_ids[1, 1, 0] == 3
     assert lens.final_rank.tolist() == [[4, 1], [1, 1]]  # token 0 is the worst of four at layer 0; ties count as 1
@@ -38,7 +39,7 @@ def test_last_layer_of_the_lens_is_the_real_output():
     layers = model.config.num_hidden_layers
     resid = [t[f"layers.{i}.resid_post"][0] for i in range(layers)]
     torch.testing.assert_close(lens_logits(model, resid[-1]), t["logits"][0], rtol=0, atol=1e-5)
-    lens = logit_lens(model, resid, t["logits"][0])
+    lens = logit_lens(model, torch.stack(resid))
     assert lens.top_ids.shape == (layers, 6, 3) and lens.final_rank.shape == (layers, 6)
     assert (lens.final_rank[-1] == 1).all()
     assert (lens.top_ids[-1, :, 0] == t["logits"][0].argmax(-1).numpy()).all()
@@ -85,7 +86,7 @@ def test_page_renders_and_position_changes_the_rank_chart():
     specs = chart_specs(at)
     assert len(specs) == 2
     positions = len(at.selectbox(key="view.logit_lens.position").options)
-    assert array(specs[0]["data"][0]["z"]).shape == (5, min(positions, POSITIONS_PER_VIEW))  # 5 layers
+    assert array(specs[0]["data"][0]["z"]).shape == (5, min(positions, MAX_POSITIONS_PER_VIEW))  # 5 layers
     assert at.selectbox(key="view.logit_lens.position").value == positions - 1  # default: the last token
     last_title = specs[1]["layout"]["title"]["text"]
 

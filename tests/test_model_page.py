@@ -135,7 +135,7 @@ def test_page_renders_and_controls_change_it():
     assert len(specs) == 4  # diagram, parameters, next token, KV cache
     assert len(specs[2]["data"][0]["x"]) == 10  # default k
     tokens_table = at.dataframe[1].value
-    assert list(tokens_table.index) == ["token", "id"] and tokens_table.iloc[1, 0] == "1"  # BOS id 1 first
+    assert list(tokens_table.columns) == ["token", "id"] and tokens_table["id"].iloc[0] == 1  # BOS id 1 first
 
     at.slider(key="view.model.top_k").set_value(5)
     at.run()

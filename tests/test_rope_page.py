@@ -2,6 +2,7 @@
 
 import json
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -40,7 +41,7 @@ def rope_tables(config: ModelConfig, T: int) -> dict[str, torch.Tensor]:
 def bundled_trace() -> Trace:
     model = load_model(str(BUNDLED))
     ids = torch.tensor([[1, 403, 407, 261, 378, 403, 407, 30]])
-    return trace(model, ids, capture=analysis.capture_globs(model.config))
+    return trace(model, ids)
 
 
 def chart_titled(at: AppTest, start: str) -> dict:
@@ -54,12 +55,9 @@ def pair_planes_chart(at: AppTest) -> dict:
 
 # ---- analysis ----
 
-def test_capture_asks_for_the_input_of_rope():
-    assert "layers.*.self_attn.q" in analysis.capture_globs(bundled_config())
-    qwen = bundled_config(model_type="qwen3")
-    globs = analysis.capture_globs(qwen)
-    assert "layers.*.self_attn.q_normed" in globs and "layers.*.self_attn.k_normed" in globs
-    assert "layers.*.self_attn.q" not in globs
+def test_the_input_of_rope_is_after_qk_norm_where_there_is_one():
+    assert analysis.rope_input(bundled_config()) == ("q", "k")
+    assert analysis.rope_input(bundled_config(model_type="qwen3")) == ("q_normed", "k_normed")
 
 
 def test_spectrum_llama3_bands_and_limits():
@@ -153,11 +151,11 @@ def test_shifts_within_small_limits():
 
 
 def test_top_tokens_and_causal_pattern():
-    logits = torch.zeros(1, 2, 6)
-    logits[0, -1, 4], logits[0, -1, 1] = 3.0, 2.0
+    logits = torch.zeros(6)
+    logits[4], logits[1] = 3.0, 2.0
     ids, probs = analysis.top_tokens(logits, k=2)
     assert ids == [4, 1]
-    np.testing.assert_allclose(probs, torch.softmax(logits[0, -1], -1)[[4, 1]].numpy(), rtol=1e-6)
+    np.testing.assert_allclose(probs, torch.softmax(logits, -1)[[4, 1]].numpy(), rtol=1e-6)
     p = torch.full((1, 8, 3, 3), 0.25)
     pattern = analysis.causal_pattern(synthetic_trace({"layers.0.self_attn.pattern": p}), 0, 1)
     assert np.isnan(pattern[0, 1]) and np.isnan(pattern[1, 2]) and pattern[2, 0] == 0.25
@@ -168,10 +166,10 @@ def test_compare_top_tokens_side_by_side():
         def tokens(self, ids):
             return ["abcdef"[i] for i in ids]
 
-    a, b = torch.zeros(1, 1, 6), torch.zeros(1, 1, 6)
-    a[0, 0, 4], b[0, 0, 2] = 5.0, 5.0
-    table = analysis.compare_top_tokens({"own": synthetic_trace({"logits": a}),
-                                         "new": synthetic_trace({"logits": b})}, Letters(), k=3)
+    a, b = torch.zeros(6), torch.zeros(6)
+    a[4], b[2] = 5.0, 5.0
+    table = analysis.compare_top_tokens({"own": SimpleNamespace(last_logits=a), "new": SimpleNamespace(last_logits=b)},
+                                        Letters(), k=3)
     assert list(table.columns) == ["own: next token", "own: probability", "new: next token", "new: probability"]
     assert table.index.name == "rank" and list(table.index) == [1, 2, 3]
     assert table["own: next token"][1] == "e" and table["new: next token"][1] == "c"

@@ -6,6 +6,7 @@ code that made the bundled models.
 
 import math
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -96,9 +97,11 @@ def learning_rate(step: int, settings: TrainSettings) -> float:
 
 
 def train(model: Decoder, tokens: torch.Tensor, settings: TrainSettings,
-          on_step: Callable[[dict], None] | None = None) -> list[dict]:
+          on_step: Callable[[dict], None] | None = None,
+          each_step: Callable[[], AbstractContextManager] = nullcontext) -> list[dict]:
     """AdamW on next-token cross-entropy. Returns one record per step: step, loss, largest attention logit
-    (None on steps between probes).
+    (None on steps between probes). Each step's computation runs inside `each_step()`: on a shared server, the
+    compute queue, so that other sessions' forwards run between steps instead of after the whole run.
 
     A loss that becomes NaN or infinite ends training early: that divergence is what the stability lab shows.
     """
@@ -112,18 +115,20 @@ def train(model: Decoder, tokens: torch.Tensor, settings: TrainSettings,
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, settings)
         probe = LargestLogit() if step % settings.probe_every == 0 else None
-        logits = model(inputs, capture=probe)
-        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten())
-        record = {"step": step, "loss": loss.item(), "max_logit": probe.value if probe else None}
+        with each_step():
+            logits = model(inputs, capture=probe)
+            loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+            record = {"step": step, "loss": loss.item(), "max_logit": probe.value if probe else None}
+            if math.isfinite(record["loss"]):
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
         history.append(record)
         if on_step:
             on_step(record)
         if not math.isfinite(record["loss"]):
             break
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
     return history
 
 

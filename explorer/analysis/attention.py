@@ -6,6 +6,7 @@ including it would add a forced entropy of 0 and a forced first-token weight of 
 """
 
 import numpy as np
+import torch
 
 from explorer.trace import Trace
 
@@ -23,18 +24,23 @@ def masked_as_nan(values: np.ndarray, scores: np.ndarray) -> np.ndarray:
     return np.where(np.isneginf(scores), np.nan, values)
 
 
-def layer_heads(t: Trace, layer: int) -> tuple[np.ndarray, np.ndarray]:
-    """(pattern, scores) of one layer for the first prompt, each (Hq, T, T), masked cells NaN."""
-    scores = t[SCORES.format(layer)][0].numpy()
-    pattern = t[PATTERN.format(layer)][0].numpy()
+def layer_heads(t: Trace, layer: int, rows: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(pattern, scores) of one layer for the first prompt, each (Hq, T, T), masked cells NaN; with `rows` =
+    (start, stop), only queries start .. stop-1 against the keys they see, (Hq, stop - start, stop)."""
+    if rows is None:
+        scores, pattern = t[SCORES.format(layer)][0].numpy(), t[PATTERN.format(layer)][0].numpy()
+    else:
+        window = t.attention_window(layer, *rows)
+        scores, pattern = window["scores"][0].numpy(), window["pattern"][0].numpy()
     return masked_as_nan(pattern, scores), masked_as_nan(scores, scores)
 
 
-def pattern_by_group(t: Trace, layer: int) -> np.ndarray:
-    """One layer's pattern as (Hkv, G, T, T): row g holds the G query heads that read KV head g. Masked cells NaN."""
-    grouped = t.pattern_by_group(layer)[0].numpy()
-    scores = t[SCORES.format(layer)][0].numpy().reshape(grouped.shape)
-    return masked_as_nan(grouped, scores)
+def pattern_by_group(t: Trace, layer: int, rows: tuple[int, int] | None = None) -> np.ndarray:
+    """One layer's pattern as (Hkv, G, T, T): row g holds the G query heads that read KV head g. Masked cells NaN.
+    `rows` as for layer_heads."""
+    pattern, _ = layer_heads(t, layer, rows)
+    Hq, W, S = pattern.shape
+    return pattern.reshape(t.config.num_key_value_heads, t.config.group_size, W, S)
 
 
 def entropy(pattern: np.ndarray) -> np.ndarray:
@@ -66,8 +72,18 @@ SUMMARIES = {
 }
 
 
-def head_summaries(t: Trace) -> dict[str, np.ndarray]:
-    """Each of SUMMARIES for every layer and head: name -> (layers, Hq), from the first prompt of the trace."""
-    layers = range(t.config.num_hidden_layers)
-    patterns = np.stack([t[PATTERN.format(i)][0].numpy() for i in layers])  # (L, Hq, T, T)
-    return {name: summary(patterns) for name, summary in SUMMARIES.items()}
+def summarize_pattern(pattern: torch.Tensor) -> torch.Tensor:
+    """(len(SUMMARIES), Hq) of one layer's pattern (B, Hq, T, T), batch row 0: what a PromptTrace's base forward keeps
+    for every layer, so that the at-a-glance view needs no layer's whole pattern."""
+    p = pattern[0].float().cpu().numpy()
+    return torch.from_numpy(np.stack([summary(p) for summary in SUMMARIES.values()]).astype(np.float32))
+
+
+def head_summaries(t) -> dict[str, np.ndarray] | None:
+    """Each of SUMMARIES for every layer and head: name -> (layers, Hq), from a PromptTrace's per-layer summaries.
+    None when its forward never formed the patterns (a prompt too long to hold one layer's)."""
+    rows = [t.summary(i, "self_attn.pattern") for i in range(t.config.num_hidden_layers)]
+    if any(row is None for row in rows):
+        return None
+    stacked = torch.stack(rows).numpy()  # (L, len(SUMMARIES), Hq)
+    return {name: stacked[:, j] for j, name in enumerate(SUMMARIES)}

@@ -17,11 +17,6 @@ from model import Decoder, ModelConfig
 from .attention import entropy, first_token_attention
 
 ATTENTION = "layers.{}.self_attn.{}"
-# The unedited view draws q/k lengths, attention statistics and the next token; an edited trace needs no q/k.
-ATTENTION_GLOBS = ["layers.*.self_attn.scores", "layers.*.self_attn.pattern", "logits"]
-QK_GLOBS = ["layers.*.self_attn.q", "layers.*.self_attn.k", "layers.*.self_attn.q_normed",
-            "layers.*.self_attn.k_normed"]
-CAPTURE_GLOBS = QK_GLOBS + ATTENTION_GLOBS
 
 
 def aligned_layer(layer: int, layers_a: int, layers_b: int) -> int:

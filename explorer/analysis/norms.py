@@ -15,12 +15,6 @@ NORMS_PER_BLOCK = ("input_layernorm", "post_attention_layernorm")
 MAD_TO_STD = 1.4826
 
 
-def capture_names(num_layers: int) -> list[str]:
-    """What the Norms page draws, for all layers at once."""
-    return ["layers.*.resid_pre", f"layers.{num_layers - 1}.resid_post", "layers.*.input_layernorm.rms",
-            "layers.*.post_attention_layernorm.rms", "norm.rms"]
-
-
 def residual_stream(t: Trace) -> tuple[np.ndarray, list[str]]:
     """The residual stream at every depth as (L+1, T, D), batch row 0, with one label per depth.
 

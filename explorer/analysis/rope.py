@@ -21,12 +21,6 @@ def rope_input(config: ModelConfig) -> tuple[str, str]:
     return ("q_normed", "k_normed") if config.qk_norm else ("q", "k")
 
 
-def capture_globs(config: ModelConfig) -> list[str]:
-    """Everything the RoPE page draws from the prompt's trace, for all layers at once."""
-    q_in, k_in = rope_input(config)
-    return ["rope.*", *(f"layers.*.self_attn.{n}" for n in (q_in, k_in, "q_rot", "k_rot")), "logits"]
-
-
 @dataclass
 class Spectrum:
     inv_freq: np.ndarray  # (dh/2,) radians per token, as used (after scaling)
@@ -94,14 +88,23 @@ class DistanceScores:
     score: np.ndarray  # (N,) q_rot[m] · k_rot[n] / sqrt(dh)
 
 
-def scores_by_distance(t: Trace, layer: int, head: int) -> DistanceScores:
-    """Every causal (query, key) score of one head, computed from the captured rotated q and k."""
+MAX_QUERY_ROWS = 1024  # past this many queries, evenly spaced ones stand for the rest (T² scores: 1 GiB at T = 16k)
+
+
+def scores_by_distance(t: Trace, layer: int, head: int, *, include: int | None = None) -> DistanceScores:
+    """Every causal (query, key) score of one head, computed from the captured rotated q and k; for a prompt of
+    more than MAX_QUERY_ROWS tokens, those of evenly spaced queries and of query `include`."""
     a = f"layers.{layer}.self_attn"
     q = t[f"{a}.q_rot"][0, head]  # (T, dh)
     k = t[f"{a}.k_rot"][0, head // t.config.group_size]
-    scores = (q @ k.T / math.sqrt(t.config.head_dim)).numpy()
-    m, n = np.tril_indices(scores.shape[0])
-    return DistanceScores(m, n, m - n, scores[m, n])
+    T = q.shape[0]
+    rows = np.arange(T)
+    if T > MAX_QUERY_ROWS:
+        rows = np.unique(np.r_[np.linspace(0, T - 1, MAX_QUERY_ROWS).round().astype(int), [include or T - 1]])
+    scores = (q[rows] @ k.T / math.sqrt(t.config.head_dim)).numpy()  # (rows, T)
+    r, n = np.nonzero(np.arange(T)[None, :] <= rows[:, None])  # causal: key n <= query
+    m = rows[r]
+    return DistanceScores(m, n, m - n, scores[r, n])
 
 
 def shifts_within(limit: int) -> np.ndarray:
@@ -140,8 +143,8 @@ def shifted_scores(q: np.ndarray, k: np.ndarray, inv_freq: np.ndarray, m: int, n
 
 
 def top_tokens(logits: torch.Tensor, k: int = 5) -> tuple[list[int], np.ndarray]:
-    """The k most likely next tokens after the last position of logits (B, T, V), and their probabilities."""
-    top = logits[0, -1].float().softmax(-1).topk(k)
+    """The k most likely next tokens from the last position's logits (V,), and their probabilities."""
+    top = logits.float().softmax(-1).topk(k)
     return top.indices.tolist(), top.values.numpy()
 
 
@@ -149,14 +152,19 @@ def compare_top_tokens(traces: dict[str, Trace], tokenizer: Tokenizer, k: int = 
     """Side by side, for each labelled trace, its k most likely next tokens and their probabilities."""
     columns = {}
     for label, t in traces.items():
-        ids, probs = top_tokens(t["logits"], k)
+        ids, probs = top_tokens(t.last_logits, k)
         columns[f"{label}: next token"] = tokenizer.tokens(ids)
         columns[f"{label}: probability"] = probs
     return pd.DataFrame(columns, index=pd.RangeIndex(1, k + 1, name="rank"))
 
 
-def causal_pattern(t: Trace, layer: int, head: int) -> np.ndarray:
-    """(T, T) one head's attention pattern, NaN above the diagonal (keys a query never sees)."""
-    p = t[f"layers.{layer}.self_attn.pattern"][0, head].numpy().astype(float)
-    p[np.triu_indices(p.shape[0], 1)] = np.nan
+def causal_pattern(t: Trace, layer: int, head: int, rows: tuple[int, int] | None = None) -> np.ndarray:
+    """(T, T) one head's attention pattern, NaN above the diagonal (keys a query never sees); with `rows` =
+    (start, stop), queries start .. stop-1 against keys 0 .. stop-1 (a PromptTrace's attention_window)."""
+    if rows is None:
+        start, p = 0, t[f"layers.{layer}.self_attn.pattern"][0, head]
+    else:
+        start, p = rows[0], t.attention_window(layer, *rows)["pattern"][0, head]
+    p = p.numpy().astype(float)
+    p[np.triu_indices(p.shape[0], start + 1, p.shape[1])] = np.nan
     return p

@@ -2,10 +2,13 @@
 
 import numpy as np
 import pandas as pd
+import torch
 
 from model import Decoder
 
 from ..trace import Trace
+
+THRESHOLDS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3)  # the choices for "nearly shut": |silu(gate)| below this
 
 
 def mlp_values(t: Trace, layer: int, name: str) -> np.ndarray:
@@ -19,12 +22,18 @@ def histogram(values: np.ndarray, bins: int = 60) -> tuple[np.ndarray, np.ndarra
     return (edges[:-1] + edges[1:]) / 2, counts
 
 
-def gate_sparsity(t: Trace, threshold: float) -> np.ndarray:
-    """(L,) the fraction of |silu(gate)| below `threshold` over all tokens and neurons of each layer."""
-    return np.array([
-        float((t[f"layers.{i}.mlp.act"][0].abs() < threshold).float().mean())
-        for i in range(t.config.num_hidden_layers)
-    ])
+def summarize_act(act: torch.Tensor) -> torch.Tensor:
+    """(len(THRESHOLDS),) the fraction of |silu(gate)| (B, T, F) below each threshold, batch row 0: what a PromptTrace's
+    base forward keeps for every layer, so that the sparsity chart needs no layer's activations."""
+    magnitude = act[0].abs()
+    return torch.stack([(magnitude < threshold).float().mean() for threshold in THRESHOLDS]).float().cpu()
+
+
+def gate_sparsity(t, threshold: float) -> np.ndarray:
+    """(L,) the fraction of |silu(gate)| below `threshold` (one of THRESHOLDS) over all tokens and neurons of each
+    layer, from a PromptTrace's per-layer summaries."""
+    column = THRESHOLDS.index(threshold)
+    return np.array([float(t.summary(i, "mlp.act")[column]) for i in range(t.config.num_hidden_layers)])
 
 
 def top_neurons(model: Decoder, t: Trace, layer: int, token: int, k: int) -> pd.DataFrame:
@@ -53,11 +62,3 @@ def top_neurons(model: Decoder, t: Trace, layer: int, token: int, k: int) -> pd.
 def neuron_point_cloud(t: Trace, layer: int, token: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(gate, up, hidden), each (F,), at one layer and token: one point per neuron."""
     return tuple(mlp_values(t, layer, name)[token] for name in ("gate", "up", "hidden"))
-
-
-def capture_names(num_layers: int) -> list[str]:
-    """What the SwiGLU page draws, for all layers at once so moving a control never re-runs the model."""
-    last = num_layers - 1
-    return ["layers.*.mlp.gate", "layers.*.mlp.act", "layers.*.mlp.up", "layers.*.mlp.hidden",
-            f"layers.{last}.resid_post"]
-

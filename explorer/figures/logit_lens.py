@@ -7,7 +7,6 @@ import plotly.graph_objects as go
 
 from .common import style, token_heatmap
 
-POSITIONS_PER_VIEW = 24  # more positions than this make the cells too narrow to print a token in
 PLOT_WIDTH_PX = 780  # about the heatmap's width in a wide page at 1400 px: decides how much of a token fits a cell
 CHAR_WIDTH_PX = 6  # of the cell font
 

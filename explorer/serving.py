@@ -1,0 +1,111 @@
+"""What one server keeps for all its browser sessions: loaded models and the traces of their prompts.
+
+No Streamlit here, so that the server can warm up before its first visitor (app.py's lifespan) and tests can drive
+it directly. A model is loaded once and shared read-only; a prompt's PromptTrace is shared by every page and every
+session that shows the same (model, prompt, edits), so opening another page never re-runs the model.
+"""
+
+import hashlib
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from model import DEFAULT_MODEL, Decoder, Tokenizer, load_model, load_tokenizer
+
+from .analysis.attention import summarize_pattern
+from .analysis.swiglu import summarize_act
+from .compute import COMPUTE
+from .edits import Edits
+from .prompt_trace import PromptTrace, TraceCache
+
+# What all traces together may hold, in bytes (MBE_TRACE_BUDGET_MB): past it the least recently used go first.
+TRACE_BUDGET_BYTES = int(os.environ.get("MBE_TRACE_BUDGET_MB", "2048")) * 2**20
+MAX_MODELS = 4
+# Per-layer numbers the base forward keeps for views that cover every layer (see PromptTrace).
+SUMMARIES = {"self_attn.pattern": summarize_pattern, "mlp.act": summarize_act}
+EXAMPLE_PROMPTS = [
+    "Once upon a time, there was a little girl named Lily. She loved to play outside.",
+    "Tom and Sam went to the park. Tom had a red ball. Sam said, \"Can I play with your ball?\"",
+    "The cat sat on the mat. The dog sat on the log. The cat",
+    "One day, a big dog saw a small bird in the tree. The dog wanted to",
+]
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    source: str  # bundled name, local folder or Hub repo id
+    device: str
+    dtype: str  # "auto" or a torch dtype name
+
+
+def devices() -> list[str]:
+    """The devices this machine offers, the fastest first (the sidebar's default)."""
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found.insert(0, "cuda")
+    if torch.backends.mps.is_available():
+        found.insert(0, "mps")
+    return found
+
+
+DEFAULT_CHOICE = ModelChoice(DEFAULT_MODEL, devices()[0], "auto")
+
+
+class ModelCache:
+    """Loaded models by (choice, token), each loaded once even when several sessions ask for it at the same time."""
+
+    def __init__(self, max_models: int):
+        self.max_models = max_models
+        self._models: OrderedDict[tuple, tuple[Decoder, Tokenizer]] = OrderedDict()
+        self._loading: dict[tuple, threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    def get(self, choice: ModelChoice, token: str | None = None,
+            progress: Callable[[int, int], None] | None = None) -> tuple[Decoder, Tokenizer]:
+        """Raises ModelError for a source that cannot be loaded."""
+        # The fingerprint keeps a gated model loaded with one person's token from being served to a session without
+        # it; the token itself is never kept.
+        key = (choice, hashlib.sha256(token.encode()).hexdigest() if token else "")
+        with self._lock:
+            if key in self._models:
+                self._models.move_to_end(key)
+                return self._models[key]
+            loading = self._loading.setdefault(key, threading.Lock())
+        with loading:  # a second session asking for the same model waits for the first load instead of repeating it
+            with self._lock:
+                if key in self._models:
+                    return self._models[key]
+            dtype = None if choice.dtype == "auto" else choice.dtype
+            with COMPUTE.slot():
+                model = load_model(choice.source, device=choice.device, dtype=dtype, token=token or None,
+                                   progress=progress)
+                loaded = model, load_tokenizer(choice.source, token=token or None)
+            with self._lock:
+                self._models[key] = loaded
+                self._loading.pop(key, None)
+                while len(self._models) > self.max_models:
+                    self._models.popitem(last=False)
+            return loaded
+
+
+MODELS = ModelCache(MAX_MODELS)
+TRACES = TraceCache(TRACE_BUDGET_BYTES)
+
+
+def prompt_trace(model: Decoder, tokenizer: Tokenizer, ids: list[int], edits: Edits | None = None) -> PromptTrace:
+    """The shared PromptTrace of (model, ids, edits); nothing runs until a name is read."""
+    edits = edits or Edits()
+    # id(model) is safe as a key: the cached trace holds the model, so the id is not reused while the entry lives.
+    key = (id(model), tuple(ids), repr(edits))
+    return TRACES.get(key, lambda: PromptTrace(model, ids, edits=edits, tokenizer=tokenizer, summaries=SUMMARIES,
+                                               budget_bytes=TRACE_BUDGET_BYTES))
+
+
+def warm_up() -> None:
+    """Load the default model and run the default prompt's forward, so the first visitor waits for neither."""
+    model, tokenizer = MODELS.get(DEFAULT_CHOICE)
+    prompt_trace(model, tokenizer, tokenizer.encode(EXAMPLE_PROMPTS[0])).base()
