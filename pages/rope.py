@@ -103,27 +103,32 @@ def theta_what_if() -> None:
     own = config.rope_theta
     c1, c2, c3 = st.columns(3)
     thetas = sorted({100.0, 10_000.0, 500_000.0, own})
-    theta = choice(c1, "θ", thetas, "view.rope.theta", thetas[0],
+    # The model's own θ first: another one re-runs the whole model, which only a reader's choice should cost.
+    theta = choice(c1, "θ", thetas, "view.rope.theta", own,
                    format_func=lambda v: f"{v:,.0f}" + (" (the model's own)" if v == own else ""))
     layer = choice(c2, "Layer", layers, "view.rope.whatif_layer")
     head = choice(c3, "Query head", heads, "view.rope.whatif_head")
-    base, edited = t, session.trace(Edits(rope_theta=theta))
-    rows = query_window(base, "view.rope.first_query")
+    edited = None if theta == own else session.trace(Edits(rope_theta=theta))
+    rows = query_window(t, "view.rope.first_query")
     first, stop = rows or (0, T)
     queries, keys = tokens[first:stop], tokens[:stop]
     st.markdown("**Next-token top 5**")
-    top = rope_analysis.compare_top_tokens({f"θ = {own:,.0f}": base, f"θ = {theta:,.0f}": edited}, session.tokenizer)
+    runs = {f"θ = {own:,.0f}": t} | ({f"θ = {theta:,.0f}": edited} if edited else {})
+    top = rope_analysis.compare_top_tokens(runs, session.tokenizer)
     st.dataframe(top, column_config={c: st.column_config.NumberColumn(format="%.4f")
                                      for c in top.columns if c.endswith("probability")})
     left, right = st.columns(2)
-    base_pattern = rope_analysis.causal_pattern(base, layer, head, rows)
+    base_pattern = rope_analysis.causal_pattern(t, layer, head, rows)
     show(token_heatmap(base_pattern, queries, keys, value_name="attention", zmin=0, zmax=1, first_row=first,
                        title=f"Layer {layer} head {head} pattern, θ = {own:,.0f}"),
          key="rope.theta_own", container=left)
+    if edited is None:
+        right.info("Choose another θ above: the model runs again with it (one forward), and the change in this "
+                   "head's pattern and in the next-token guesses appears here.", icon=":material/tune:")
+        return
     show(token_heatmap(rope_analysis.causal_pattern(edited, layer, head, rows) - base_pattern, queries, keys,
                        value_name="Δ attention", colorscale=DIVERGING, zmid=0, first_row=first,
                        title=f"Change with θ = {theta:,.0f} (new − own)"), key="rope.theta_change", container=right)
-
 
 rotation_of_one_head()
 theta_what_if()

@@ -243,8 +243,9 @@ def test_shift_figure_lines_and_axes():
 def test_page_renders_and_controls_change_the_view():
     at = open_page("pages/rope.py")
     assert not at.exception and not at.error
-    assert len(at.get("plotly_chart")) == 7
+    assert len(at.get("plotly_chart")) == 6  # the θ what-if starts at the model's own θ: no second run, no change map
     assert any("no RoPE scaling" in c.value for c in at.caption)
+    assert at.selectbox(key="view.rope.theta").value == 10_000.0
     angles = chart_titled(at, "Rotation angle")
     assert "0: &lt;s&gt;" in angles["layout"]["xaxis"]["ticktext"]  # "<s>" shown as text, not read as HTML
 
@@ -255,12 +256,12 @@ def test_page_renders_and_controls_change_the_view():
     assert after["data"] != before["data"]
     assert "turned by 3·ω" in after["layout"]["annotations"][0]["text"]
 
-    table_before = at.dataframe[-1].value.copy()
+    assert list(at.dataframe[-1].value.columns) == ["θ = 10,000: next token", "θ = 10,000: probability"]
     at.selectbox(key="view.rope.theta").set_value(500_000.0).run()
-    assert not at.exception
-    table_after = at.dataframe[-1].value
-    assert "θ = 500,000: next token" in table_after.columns
-    assert not table_after.iloc[:, 3].equals(table_before.iloc[:, 3])  # other θ, other probabilities
+    assert not at.exception and len(at.get("plotly_chart")) == 7  # now the change map too
+    table = at.dataframe[-1].value
+    assert "θ = 500,000: next token" in table.columns
+    assert not table.iloc[:, 3].equals(table.iloc[:, 1])  # other θ, other probabilities
 
 
 @pytest.mark.parametrize("variant", ["qwen3-qknorm", "llama-gqa-llama3"])

@@ -24,21 +24,23 @@ def masked_as_nan(values: np.ndarray, scores: np.ndarray) -> np.ndarray:
     return np.where(np.isneginf(scores), np.nan, values)
 
 
-def layer_heads(t: Trace, layer: int, rows: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def layer_heads(t: Trace, layer: int, rows: tuple[int, int] | None = None, *,
+                with_scores: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """(pattern, scores) of one layer for the first prompt, each (Hq, T, T), masked cells NaN; with `rows` =
-    (start, stop), only queries start .. stop-1 against the keys they see, (Hq, stop - start, stop)."""
+    (start, stop), only queries start .. stop-1 against the keys they see, (Hq, stop - start, stop). Without
+    `with_scores`, scores is None (a long prompt's matrices are large: each copy counts)."""
     if rows is None:
         scores, pattern = t[SCORES.format(layer)][0].numpy(), t[PATTERN.format(layer)][0].numpy()
     else:
         window = t.attention_window(layer, *rows)
         scores, pattern = window["scores"][0].numpy(), window["pattern"][0].numpy()
-    return masked_as_nan(pattern, scores), masked_as_nan(scores, scores)
+    return masked_as_nan(pattern, scores), masked_as_nan(scores, scores) if with_scores else None
 
 
 def pattern_by_group(t: Trace, layer: int, rows: tuple[int, int] | None = None) -> np.ndarray:
     """One layer's pattern as (Hkv, G, T, T): row g holds the G query heads that read KV head g. Masked cells NaN.
     `rows` as for layer_heads."""
-    pattern, _ = layer_heads(t, layer, rows)
+    pattern, _ = layer_heads(t, layer, rows, with_scores=False)
     Hq, W, S = pattern.shape
     return pattern.reshape(t.config.num_key_value_heads, t.config.group_size, W, S)
 
@@ -76,7 +78,9 @@ def summarize_pattern(pattern: torch.Tensor) -> torch.Tensor:
     """(len(SUMMARIES), Hq) of one layer's pattern (B, Hq, T, T), batch row 0: what a PromptTrace's base forward keeps
     for every layer, so that the at-a-glance view needs no layer's whole pattern."""
     p = pattern[0].float().cpu().numpy()
-    return torch.from_numpy(np.stack([summary(p) for summary in SUMMARIES.values()]).astype(np.float32))
+    # One head at a time: the summaries' temporaries are then a few (T, T) arrays, not a few (Hq, T, T) ones.
+    per_head = [[summary(head) for summary in SUMMARIES.values()] for head in p]  # (Hq, len(SUMMARIES))
+    return torch.tensor(per_head, dtype=torch.float32).T
 
 
 def head_summaries(t) -> dict[str, np.ndarray] | None:
