@@ -1,6 +1,8 @@
 """The real browser: Debian's chromium driven by Playwright opens every page of `streamlit run app.py`.
 
 Skipped where chromium or playwright is missing (.ci/run installs both). Screenshots land in artifacts/screenshots/.
+Every request the browser makes is recorded: the app must work offline, so nothing may leave this machine (the last
+test checks it).
 """
 
 import os
@@ -9,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -29,6 +32,41 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+
+
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+INLINE_SCHEMES = {"data", "blob", "about"}  # made by the page itself: nothing is sent anywhere
+REQUESTS: list[tuple[str, str]] = []  # (where the browser was, URL requested) over the whole module
+
+
+def is_local(url: str) -> bool:
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme in INLINE_SCHEMES or parts.hostname in LOCAL_HOSTS
+
+
+def record_requests(context) -> None:
+    """Log every request of `context`'s pages (HTTP, fetch, websocket), with the page's address at the time."""
+
+    def on_page(page) -> None:
+        page.on("websocket", lambda ws: REQUESTS.append((page.url, ws.url)))
+
+    def on_request(request) -> None:
+        try:
+            where = request.frame.url
+        except Exception:  # a service worker's request has no frame
+            where = ""
+        REQUESTS.append((where, request.url))
+
+    context.on("request", on_request)
+    context.on("page", on_page)
+    for page in context.pages:
+        on_page(page)
+
+
+def new_context(browser, **kwargs):
+    context = browser.new_context(**kwargs)
+    record_requests(context)
+    return context
 
 
 def _free_port() -> int:
@@ -82,7 +120,7 @@ def wait_for_app(page, timeout_ms: int = 90_000) -> None:
 
 
 def open_page(browser, url: str):
-    page = browser.new_page(viewport={"width": 1400, "height": 2400})  # tall: Streamlit scrolls inside the page
+    page = new_context(browser, viewport={"width": 1400, "height": 2400}).new_page()  # tall: the page scrolls inside
     page.goto(url)
     wait_for_app(page)
     return page
@@ -106,7 +144,7 @@ def test_every_page_renders_charts_without_exception(browser, server, page_name)
         assert_clean(page, min_charts=MIN_CHARTS.get(page_name, 1))
     finally:
         page.screenshot(path=str(SHOTS / f"{page_name or 'model'}.png"), full_page=True)
-        page.close()
+        page.context.close()
 
 
 def press_and_wait(browser, url: str, button: str, shot: str, *, min_charts: int, timeout_ms: int = 90_000):
@@ -125,11 +163,12 @@ def test_generate_then_the_continuation_is_shown(browser, server):
     try:
         assert "Clear continuation" in page.locator('[data-testid="stMain"]').inner_text()
     finally:
-        page.close()
+        page.context.close()
 
 
 def test_stability_lab_trains_both_models(browser, server):
-    press_and_wait(browser, f"{server}/lab", "Train both models", "lab.png", min_charts=2, timeout_ms=300_000).close()
+    press_and_wait(browser, f"{server}/lab", "Train both models", "lab.png", min_charts=2,
+                   timeout_ms=300_000).context.close()
 
 
 def test_a_shared_link_opens_the_stated_view(browser, server):
@@ -142,7 +181,7 @@ def test_a_shared_link_opens_the_stated_view(browser, server):
         main = page.locator('[data-testid="stMain"]').inner_text()
         assert "Every head of layer 2" in main and "head 3 (KV 1)" in main
     finally:
-        page.close()
+        page.context.close()
 
 
 def set_prompt(page, text: str) -> None:
@@ -158,7 +197,7 @@ def test_two_sessions_see_their_own_prompt(browser, server):
     prompts = {"alpha": "The cat sat on the mat", "beta": "Lily went to the park"}  # the last token is charted
     sessions = {}
     for name in prompts:
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        context = new_context(browser, viewport={"width": 1400, "height": 1000})
         sessions[name] = context.new_page()
         sessions[name].goto(server)
         wait_for_app(sessions[name])
@@ -171,3 +210,19 @@ def test_two_sessions_see_their_own_prompt(browser, server):
         assert page.locator('[data-testid="stSidebar"] textarea').first.input_value() == prompts[name]
         assert ("␣mat" in main) == (name == "alpha") and ("␣park" in main) == (name == "beta")
         page.context.close()
+
+
+def test_no_request_leaves_this_machine(browser, server):
+    """Every request the browser made in this module (every page, generation, training, two sessions) went to the
+    local server or stayed inside the page (data:, blob:): no CDN, font, analytics or telemetry host."""
+    visited = {urllib.parse.urlsplit(where).path.strip("/") for where, _ in REQUESTS}
+    for page_name in PAGES:  # run on its own (pytest -k), this test first goes through every page itself
+        if page_name not in visited:
+            page = open_page(browser, f"{server}/{page_name}")
+            try:
+                assert_clean(page, min_charts=MIN_CHARTS.get(page_name, 1))
+            finally:
+                page.context.close()
+    assert any(url.startswith(server) for _, url in REQUESTS), "no request was recorded: the recording is broken"
+    foreign = sorted({f"{url} (from {where or 'the browser'})" for where, url in REQUESTS if not is_local(url)})
+    assert not foreign, "requests to other hosts:\n" + "\n".join(foreign)
