@@ -20,6 +20,7 @@ from .analysis.attention import summarize_pattern
 from .analysis.swiglu import summarize_act
 from .compute import COMPUTE
 from .edits import Edits
+from .figures.common import prime as prime_figures
 from .prompt_trace import PromptTrace, TraceCache
 
 # What all traces together may hold, in bytes (MBE_TRACE_BUDGET_MB): past it the least recently used go first.
@@ -106,6 +107,8 @@ def prompt_trace(model: Decoder, tokenizer: Tokenizer, ids: list[int], edits: Ed
 
 
 def warm_up() -> None:
-    """Load the default model and run the default prompt's forward, so the first visitor waits for neither."""
+    """Load the default model, run the default prompt's forward and make plotly import what charts need, so the
+    first visitor waits for none of it."""
     model, tokenizer = MODELS.get(DEFAULT_CHOICE)
     prompt_trace(model, tokenizer, tokenizer.encode(EXAMPLE_PROMPTS[0])).base()
+    prime_figures()
