@@ -57,9 +57,9 @@ class _Keeper(_Recorder):
     a re-run layer equals the base forward's to the bit)."""
 
     def __init__(self, keep: Callable[[str], bool], edits: Edits, config: ModelConfig, *, explicit: bool,
-                 summaries: Mapping[str, Summary] = {}):
+                 summaries: Mapping[str, Summary] | None = None):
         super().__init__(keep, edits, config, torch.float32)
-        self.explicit, self.summaries = explicit, summaries
+        self.explicit, self.summaries = explicit, summaries or {}
         self.summarized: dict[tuple[int, str], torch.Tensor] = {}
 
     def __call__(self, name: str, x: torch.Tensor) -> torch.Tensor:
@@ -139,11 +139,7 @@ class PromptTrace:
             return False
         return True
 
-    def pattern_by_group(self, layer: int) -> torch.Tensor:
-        """The layer's attention pattern as (B, Hkv, G, T, T): query heads grouped by the KV head they share."""
-        p = self[f"layers.{layer}.self_attn.pattern"]
-        B, _, T, S = p.shape
-        return p.view(B, self.config.num_key_value_heads, self.config.group_size, T, S)
+    pattern_by_group = Trace.pattern_by_group  # reads the pattern through __getitem__, so it runs the layer if need be
 
     def summary(self, layer: int, part: str) -> torch.Tensor | None:
         """A summary the base forward computed for `layers.{layer}.{part}`; None where it could not (matrices that
@@ -195,8 +191,10 @@ class PromptTrace:
     # -- what is held ----------------------------------------------------------------------------------------------
     def nbytes(self) -> int:
         with self._lock:
-            held = sum(t.numel() * t.element_size() for g in self._groups.values() for t in g.values())
-            return held + (self._base.nbytes() if self._base else 0)
+            return self._held_by_groups() + (self._base.nbytes() if self._base else 0)
+
+    def _held_by_groups(self) -> int:
+        return sum(_bytes(group) for group in self._groups.values())
 
     def to_trace(self) -> Trace:
         """The names computed so far as one Trace (e.g. to save as a file)."""
@@ -250,10 +248,10 @@ class PromptTrace:
         return group_bytes(self.config, T, key[0] == "matrices")
 
     def _evict(self, room_for: int) -> None:
-        held = sum(t.numel() * t.element_size() for g in self._groups.values() for t in g.values())
+        held = self._held_by_groups()
         while self._groups and held + room_for > self.budget // 2:
             _, dropped = self._groups.popitem(last=False)
-            held -= sum(t.numel() * t.element_size() for t in dropped.values())
+            held -= _bytes(dropped)
 
     def _resid_pre(self, layer: int) -> torch.Tensor:
         x = self.base().tensors[f"layers.{layer}.resid_pre"]  # float32 on the CPU, or as captured on a GPU
@@ -286,6 +284,10 @@ class PromptTrace:
             self.decoder.run_layers(x[:, start:stop], range(layer, layer + 1), capture=keeper, kv_cache=cache,
                                     start=start)
         return {name.rsplit(".", 1)[1]: _on_cpu(t) for name, t in keeper.tensors.items()}
+
+
+def _bytes(tensors: dict[str, torch.Tensor]) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors.values())
 
 
 def _on_cpu(t: torch.Tensor) -> torch.Tensor:
