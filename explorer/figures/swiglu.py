@@ -61,7 +61,9 @@ def top_neurons_figure(neurons: np.ndarray, hidden: np.ndarray, contribution_nor
 def gate_up_scatter(gate: np.ndarray, up: np.ndarray, hidden: np.ndarray, token_label: str) -> go.Figure:
     """One point per neuron: gate pre-activation (x) against up (y), coloured by their SwiGLU product."""
     limit = float(np.abs(hidden).max()) or 1.0
-    fig = go.Figure(go.Scattergl(
+    # SVG, not WebGL: a few thousand points draw fast either way, and a WebGL chart sets up a GL context on every
+    # redraw, 0.2-0.3 s of each layer or token change in a browser without a GPU (bench_ui.py, headless chromium).
+    fig = go.Figure(go.Scatter(
         x=gate, y=up, mode="markers", customdata=np.stack([np.arange(len(gate)), hidden], -1),
         # A grey rim keeps near-zero (white) points visible on the white background.
         marker=dict(size=7, color=hidden, colorscale=DIVERGING, cmin=-limit, cmax=limit,
