@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from model import DEFAULT_MODEL, Decoder, Tokenizer, load_model, load_tokenizer
+from model import DEFAULT_MODEL, Decoder, Tokenizer, load_model, load_tokenizer, resolve_source
 
 from .analysis.attention import summarize_pattern
 from .analysis.swiglu import summarize_act
@@ -76,21 +76,24 @@ class ModelCache:
                 self._models.move_to_end(key)
                 return self._models[key]
             loading = self._loading.setdefault(key, threading.Lock())
-        with loading:  # a second session asking for the same model waits for the first load instead of repeating it
+        try:
+            with loading:  # a second session asking for the same model waits for the first load, not repeating it
+                with self._lock:
+                    if key in self._models:
+                        return self._models[key]
+                # A Hub download outside the queue: it may take minutes, in which other sessions' forwards go on.
+                folder = resolve_source(choice.source, token=token or None, progress=progress)
+                dtype = None if choice.dtype == "auto" else choice.dtype
+                with COMPUTE.slot():
+                    loaded = load_model(folder, device=choice.device, dtype=dtype), load_tokenizer(folder)
+                with self._lock:
+                    self._models[key] = loaded
+                    while len(self._models) > self.max_models:
+                        self._models.popitem(last=False)
+                return loaded
+        finally:
             with self._lock:
-                if key in self._models:
-                    return self._models[key]
-            dtype = None if choice.dtype == "auto" else choice.dtype
-            with COMPUTE.slot():
-                model = load_model(choice.source, device=choice.device, dtype=dtype, token=token or None,
-                                   progress=progress)
-                loaded = model, load_tokenizer(choice.source, token=token or None)
-            with self._lock:
-                self._models[key] = loaded
                 self._loading.pop(key, None)
-                while len(self._models) > self.max_models:
-                    self._models.popitem(last=False)
-            return loaded
 
 
 MODELS = ModelCache(MAX_MODELS)

@@ -267,3 +267,23 @@ def test_pages_on_one_prompt_share_one_forward(monkeypatch):
     assert calls["forward"] == 1
     blocks = calls["layers"] - 5  # the whole forward ran the bundled model's 5 blocks through run_layers
     assert blocks == 2  # layer 0 again: its vectors for SwiGLU's layer, its matrices for Attention's
+
+
+def test_a_download_holds_no_compute_slot_and_a_failed_load_leaves_nothing_behind(monkeypatch):
+    from explorer import serving
+    from explorer.compute import COMPUTE
+    from model import ModelError, resolve_source
+
+    jobs_while_resolving = []
+
+    def resolve(source, **kwargs):
+        jobs_while_resolving.append(COMPUTE.jobs())  # a Hub download would run here
+        return resolve_source(source, **kwargs)
+
+    monkeypatch.setattr(serving, "resolve_source", resolve)
+    cache = serving.ModelCache(max_models=1)
+    model, tokenizer = cache.get(serving.ModelChoice("stories260K", "cpu", "auto"))
+    assert jobs_while_resolving == [0] and model.config.vocab_size == 512
+    with pytest.raises(ModelError):
+        cache.get(serving.ModelChoice("/no/such/folder", "cpu", "auto"))
+    assert not cache._loading
