@@ -5,10 +5,12 @@ lifespan warms the server up before the first visitor. As each session's script 
 """
 
 import threading
+import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import streamlit as st
+from streamlit.logger import get_logger
 
 from explorer.app_state import DEEP_LINK, PAGE_TRACES, PRESENTER, ROUTER_RAN, export_traces, report_queue
 from explorer.serving import EXAMPLE_PROMPTS, devices, warm_up
@@ -24,9 +26,11 @@ async def warm_start(_app):
 
 
 def warm_up_server() -> None:
+    started = time.perf_counter()
+    warm_up()
     import streamlit.emojis  # noqa: F401  set_page_config's emoji check compiles this module's regex: 0.7 s, once
 
-    warm_up()
+    get_logger(__name__).info("Warm: the default model and prompt are ready (%.1f s).", time.perf_counter() - started)
 
 
 app = st.App(Path(__file__).name, lifespan=warm_start)

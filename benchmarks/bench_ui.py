@@ -288,11 +288,13 @@ def server_torch_threads(env: dict[str, str]) -> int:
 INIT_SCRIPT = """
 (() => {
   if (window.__bench) return;
-  const b = window.__bench = {states: [], stateAt: 0, chartAt: 0, firstChartAt: 0};
+  const b = window.__bench = {states: [], stateAt: 0, chartAt: 0, firstChartAt: 0, firstFigureAt: 0};
   const CHART = '[data-testid="stPlotlyChart"]';
+  const DIAGRAM = '[data-testid="stMain"] img[src^="data:image/svg"]';  // an SVG diagram, e.g. the Model page's
   const isChart = (n) => n.nodeType === 1 && (n.matches(CHART) || n.querySelector(CHART));
   new MutationObserver((records) => {
     const now = Date.now();
+    if (!b.firstFigureAt && document.querySelector(DIAGRAM)) b.firstFigureAt = now;
     let chart = false;
     for (const r of records) {
       if (r.type === 'attributes' && r.attributeName === 'data-test-script-state') {
@@ -309,6 +311,7 @@ INIT_SCRIPT = """
     if (chart) {
       b.chartAt = now;
       if (!b.firstChartAt && document.querySelector(CHART + ' .main-svg')) b.firstChartAt = now;
+      b.firstFigureAt = b.firstFigureAt || b.firstChartAt;
     }
   }).observe(document, {subtree: true, childList: true, attributes: true, characterData: true});
 })();
@@ -328,7 +331,7 @@ DONE_JS = """
   for (const c of charts) if (!c.querySelector('.main-svg')) return false;
   const end = Math.max(b.stateAt, b.chartAt, t0);
   if (Date.now() - end < quiet) return false;
-  return {end, charts: charts.length, firstChartAt: b.firstChartAt};
+  return {end, charts: charts.length, firstChartAt: b.firstChartAt, firstFigureAt: b.firstFigureAt};
 }
 """
 STARTED_JS = "([t0]) => !!window.__bench && window.__bench.states.some(([t, s]) => t >= t0)"
@@ -474,6 +477,7 @@ class Session:
             phase.seconds = (done["end"] - start) / 1000
             phase.extra["charts_on_page"] = done["charts"]
             phase.extra["first_chart_at"] = done["firstChartAt"]
+            phase.extra["first_figure_at"] = done["firstFigureAt"]
             phase.extra["start"] = start
         except PlaywrightError as e:
             phase.error = str(e).splitlines()[0][:200]
@@ -699,6 +703,12 @@ class ModelRun:
     pages: dict[str, PageResult] = field(default_factory=dict)
 
 
+def first_figures(phase: Phase, since: str, t0_ms: float) -> list[Phase]:
+    """When the first figure (the Model page's diagram) and the first Plotly chart were on screen, from t0."""
+    return [Phase(f"{since} → first {what} on `/`", seconds=(phase.extra[key] - t0_ms) / 1000)
+            for what, key in (("figure", "first_figure_at"), ("chart", "first_chart_at")) if phase.extra.get(key)]
+
+
 def run_model(browser: Browser, server: Server, args, name: str, source: str | None, *, first_session: bool) -> ModelRun:
     """Open every selected page `rounds` times on fresh prompts (cold: the traces are new) and once more each round
     on the same prompt (revisit: cached), and move each page's controls --repeats times in the first round."""
@@ -713,9 +723,15 @@ def run_model(browser: Browser, server: Server, args, name: str, source: str | N
         if first_session:  # the very first page of a fresh server, with the bundled model and the default prompt
             phase = session.goto(url, "server ready → first page `/` done", t0=server.ready_at * 1000,
                                  timeout_s=max(args.timeout, 300))
-            if phase.extra.get("first_chart_at"):
-                run.first.append(Phase("server ready → first chart on `/`",
-                                       seconds=(phase.extra["first_chart_at"] - server.ready_at * 1000) / 1000))
+            run.first += first_figures(phase, "server ready", server.ready_at * 1000)
+            run.first.append(phase)
+            # What a class sees: the teacher started the server a while ago, a student opens the app in a new browser.
+            student = browser.session()
+            try:
+                phase = student.goto(url, "new browser, warm server → first page `/` done")
+                run.first += first_figures(phase, "new browser, warm server", phase.extra.get("start", 0))
+            finally:
+                student.close()
         else:
             phase = session.goto(url, "open `/` (bundled model)")
         run.first.append(phase)

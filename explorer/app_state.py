@@ -6,6 +6,8 @@ browser session; each session's prompt and edits live in its own st.session_stat
 other's inputs.
 """
 
+import base64
+import html
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
@@ -116,6 +118,22 @@ def show(fig, *, key: str, container=st) -> None:
                            key=f"export.html.{key}", on_click="ignore")
         st.download_button("Data (CSV)", lambda: figure_csv(fig), f"{name}.csv", "text/csv",
                            key=f"export.csv.{key}", on_click="ignore")
+
+
+DIAGRAM_MIN_PX = 880
+
+
+def show_drawing(svg: str, *, key: str, alt: str) -> None:
+    """A diagram (SVG markup) as an image, and under it an Export menu with the SVG file.
+
+    The image fills the column but never shrinks below DIAGRAM_MIN_PX: on a narrow screen it scrolls sideways rather
+    than shrinking its text below reading size."""
+    url = "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+    st.markdown(f'<div style="overflow-x:auto"><img src="{url}" alt="{html.escape(alt)}" '
+                f'style="width:100%;min-width:{DIAGRAM_MIN_PX}px"></div>', unsafe_allow_html=True)
+    with st.popover("Export", icon=":material/download:"):
+        st.download_button("Diagram (SVG)", svg, f"{key.replace('.', '-')}.svg", "image/svg+xml",
+                           key=f"export.svg.{key}", on_click="ignore")
 
 
 def remember(key: str, options, default) -> None:

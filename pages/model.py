@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from explorer.analysis import model_facts as facts
-from explorer.app_state import current, show
+from explorer.app_state import current, show, show_drawing
 from explorer.figures.model import block_diagram, kv_cache_bar, parameter_bar, top_k_bar
 
 session = current()
@@ -17,7 +17,9 @@ st.markdown(
     "next token (the **LM head**). The diagram below is this checkpoint, with its own numbers; the other pages "
     "open each box."
 )
-show(block_diagram(facts.diagram_labels(config)), key="model.diagram")
+show_drawing(block_diagram(facts.diagram_labels(config)), key="model.diagram",
+             alt=f"Block diagram: embedding, {config.num_hidden_layers} decoder blocks of RMSNorm, self-attention, "
+                 "RMSNorm and SwiGLU MLP on the residual stream, final RMSNorm, LM head")
 
 col_config, col_params = st.columns([3, 2])
 with col_config:

@@ -1,5 +1,6 @@
 """RoPE: how rotary position embedding writes positions into q and k, on the current prompt."""
 
+import numpy as np
 import streamlit as st
 
 from explorer.analysis import rope as rope_analysis
@@ -74,9 +75,15 @@ def rotation_of_one_head() -> None:
                f"do not change. {'Input of RoPE: q and k after QK-norm.' if config.qk_norm else ''}")
     show(rope_figures.pair_planes(before, after, pairs, spec.inv_freq, m), key="rope.pair_planes")
 
-    st.markdown("**Scores against distance.** Every score this head computes, placed at how far back the key is.")
+    st.markdown("**Scores against distance.** Every score this head computes, grouped by how far back the key is: "
+                "the light band holds all of them, the dark band the middle 80%, the line their median; red, the "
+                "chosen query's own scores. Hover a distance to read its numbers.")
     d = rope_analysis.scores_by_distance(t, layer, head, include=m)
-    show(rope_figures.distance_scatter(d.distance, d.score, d.query, d.key, tokens, m), key="rope.distance")
+    mine = d.query == m
+    queries = len(np.unique(d.query))
+    show(rope_figures.distance_bands(rope_analysis.distance_profile(d), d.distance[mine], d.score[mine], d.key[mine],
+                                     tokens, m, note=f"the scores of {queries:,} evenly spaced queries of {T:,}"
+                                     if queries < T else None), key="rope.distance")
 
     st.markdown("**Shift both positions, keep the score.** The un-rotated q of the query token and k of a key token, "
                 "rotated with the model's own inv_freq as if they sat further along the sequence.")

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from explorer.analysis.rope import DistanceScores, distance_profile
 from explorer.export import figure_csv
 from explorer.figures import attention, compare, lessons, norms, rope
 from explorer.figures.common import GAP, MAX_CELLS, pool, token_heatmap
@@ -44,6 +45,7 @@ RNG = np.random.default_rng(0)
 DEPTH = [f"block {i} in" for i in range(28)] + ["block 27 out"]  # Qwen3-0.6B: 28 layers
 NORMS = [f"L{i // 2} {'input' if i % 2 == 0 else 'post'}" for i in range(56)] + ["final norm"]
 QUERY, KEY = np.tril_indices(T)
+PROFILE = distance_profile(DistanceScores(QUERY, KEY, QUERY - KEY, RNG.normal(size=len(QUERY))))
 BUILDERS = {
     "head_grid Qwen3-0.6B (16 over 8 KV heads)": lambda: attention.head_grid(causal(8, 2, n=T), tokens(T), title="t"),
     "head_grid stories260K (8 over 4 KV heads)": lambda: attention.head_grid(causal(4, 2, n=T), tokens(T), title="t"),
@@ -56,8 +58,8 @@ BUILDERS = {
     "mean_over_rms_heatmap": lambda: lessons.mean_over_rms_heatmap(RNG.normal(size=(29, T)), DEPTH, tokens(T)),
     "angle_heatmap (head_dim 128)": lambda: rope.angle_heatmap(RNG.random((T, 64)) * 6, tokens(T),
                                                                np.geomspace(1, 1e-6, 64)),
-    "distance_scatter": lambda: rope.distance_scatter(QUERY - KEY, RNG.normal(size=len(QUERY)), QUERY, KEY,
-                                                      tokens(T), 200),
+    "distance_bands": lambda: rope.distance_bands(PROFILE, np.arange(201), RNG.normal(size=201), 200 - np.arange(201),
+                                                  tokens(T), 200),
     "qk_norm_boxes": lambda: compare.qk_norm_boxes({"before QK-norm": (RNG.random((16, T)), RNG.random((8, T))),
                                                     "after QK-norm": (RNG.random((16, T)), RNG.random((8, T)))},
                                                    2, title="t"),
@@ -150,19 +152,6 @@ def test_angle_heatmap_keeps_every_kth_position_rather_than_averaging_angles():
     assert list(fig.data[0].y) == ["0: ω = 1", "1: ω = 0.1"]
     assert notes(fig) == ["one column every 3 positions"]
     assert "pair %{y}" in fig.data[0].hovertemplate and "position %{x}" in fig.data[0].hovertemplate
-
-
-def test_distance_scatter_samples_the_cloud_keeps_the_chosen_row_and_says_so():
-    fig = BUILDERS["distance_scatter"]()
-    cloud, mine = fig.data
-    assert len(cloud.x) == rope.MAX_POINTS and len(mine.x) == 201  # query 200 sees keys 0..200
-    assert notes(fig) == [f"grey: 20,000 of the other {len(QUERY) - 201:,} scores, drawn at random"]
-    query, key = np.asarray(cloud.customdata).T
-    np.testing.assert_array_equal(np.asarray(cloud.x), query - key)
-    assert mine.customdata[0][0] == "200: ␣w0"
-    small = rope.distance_scatter(np.array([0, 1, 0]), np.ones(3), np.array([0, 1, 1]), np.array([0, 0, 1]),
-                                  TOKENS[:2], 1)
-    assert len(small.data[0].x) == 1 and not notes(small)
 
 
 # --- the head grid: one heatmap ---

@@ -1,5 +1,9 @@
 """Model page: config facts, parameter counts, KV-cache arithmetic, figures, and the page in AppTest."""
 
+import base64
+import re
+from xml.etree import ElementTree
+
 import numpy as np
 import torch
 
@@ -99,14 +103,17 @@ def test_top_next_tokens_by_hand():
 
 # ---- figures ----
 
-def test_block_diagram_draws_every_label():
+def test_block_diagram_is_svg_with_every_label():
     labels = facts.diagram_labels(ModelConfig.from_file(BUNDLED / "config.json"))
-    fig = figures.block_diagram(labels)
-    texts = [a.text for a in fig.layout.annotations]
+    svg = ElementTree.fromstring(figures.block_diagram(labels))  # well-formed XML, or this raises
+    ns = "{http://www.w3.org/2000/svg}"
+    lines = ["".join(span.itertext()) for span in svg.iter(f"{ns}tspan") if span.get("dy") is not None]
     for text in labels.values():
-        assert any(text in t for t in texts), text
-    assert not fig.layout.xaxis.visible and not fig.layout.yaxis.visible
-    assert sum(s.type == "circle" for s in fig.layout.shapes) == 2  # the two residual additions
+        for line in text.split("<br>"):
+            assert re.sub(r"</?b>", "", line) in lines, line
+    assert len(list(svg.iter(f"{ns}circle"))) == 2  # the two residual additions
+    bold = [span.text for span in svg.iter(f"{ns}tspan") if span.get("font-weight") == "bold"]
+    assert "Embedding" in bold and "Self-attention" in bold
 
 
 def test_top_k_bar_keeps_repeated_tokens_apart_most_likely_on_top():
@@ -131,27 +138,32 @@ def test_parameter_and_kv_bars():
 def test_page_renders_and_controls_change_it():
     at = open_page("pages/model.py")
     assert not at.exception and not at.error
+    assert "residual stream" in diagram_svg(at)
     specs = chart_specs(at)
-    assert len(specs) == 4  # diagram, parameters, next token, KV cache
-    assert len(specs[2]["data"][0]["x"]) == 10  # default k
+    assert len(specs) == 3  # parameters, next token, KV cache
+    assert len(specs[1]["data"][0]["x"]) == 10  # default k
     tokens_table = at.dataframe[1].value
     assert list(tokens_table.columns) == ["token", "id"] and tokens_table["id"].iloc[0] == 1  # BOS id 1 first
 
     at.slider(key="view.model.top_k").set_value(5)
     at.run()
-    assert not at.exception and len(chart_specs(at)[2]["data"][0]["x"]) == 5
+    assert not at.exception and len(chart_specs(at)[1]["data"][0]["x"]) == 5
 
-    kv = array(chart_specs(at)[3]["data"][0]["y"])
+    kv = array(chart_specs(at)[2]["data"][0]["y"])
     assert list(kv) == [2 * 5 * h * 8 * 512 * 4 for h in (8, 4, 1)]  # float32, the full 512-token context
     at.selectbox(key="view.model.kv_dtype").set_value("int8")
     at.run()
-    assert list(array(chart_specs(at)[3]["data"][0]["y"])) == [int(b) // 4 for b in kv]
+    assert list(array(chart_specs(at)[2]["data"][0]["y"])) == [int(b) // 4 for b in kv]
+
+
+def diagram_svg(at) -> str:
+    """The block diagram's SVG markup, from the page's one image (a data URL in the markdown)."""
+    (url,) = [m for md in at.markdown for m in re.findall(r'src="data:image/svg\+xml;base64,([^"]+)"', md.value)]
+    return base64.b64decode(url).decode()
 
 
 def test_page_for_qwen3(tiny_folder):
     at = open_page("pages/model.py", tiny_folder("qwen3-qknorm"))
     assert not at.exception and not at.error
-    specs = chart_specs(at)
-    diagram_text = " ".join(a["text"] for a in specs[0]["layout"]["annotations"])
-    assert "QK-norm" in diagram_text and "own weights" in diagram_text
-    assert "QK-norm" in specs[1]["data"][0]["y"] and "LM head (untied)" in specs[1]["data"][0]["y"]
+    assert "QK-norm on q, k" in diagram_svg(at) and "own weights" in diagram_svg(at)
+    assert "QK-norm" in chart_specs(at)[0]["data"][0]["y"] and "LM head (untied)" in chart_specs(at)[0]["data"][0]["y"]

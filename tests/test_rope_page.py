@@ -223,12 +223,29 @@ def test_pair_planes_draw_before_and_after_arrows_per_pair():
     assert fig.layout.yaxis2.scaleanchor == "x2"  # equal aspect: a rotation looks like one
 
 
-def test_distance_scatter_highlights_the_query_and_escapes_tokens():
+def test_distance_profile_by_hand():
+    # distance 0: scores 3, 1, 2 (sorted 1, 2, 3); distance 1: 5, 4; distance 3: 7
+    d = analysis.DistanceScores(query=np.array([0, 1, 2, 1, 2, 3]), key=np.array([0, 1, 2, 0, 1, 0]),
+                                distance=np.array([0, 0, 0, 1, 1, 3]), score=np.array([3.0, 1, 2, 5, 4, 7]))
+    p = analysis.distance_profile(d)
+    assert list(p.distance) == [0, 1, 3] and list(p.count) == [3, 2, 1]
+    assert list(p.low) == [1, 4, 7] and list(p.high) == [3, 5, 7] and list(p.median) == [2, 4, 7]
+    assert (p.low <= p.p10).all() and (p.p10 <= p.median).all() and (p.median <= p.p90).all()
+    assert (p.p90 <= p.high).all()
+
+
+def test_distance_bands_highlight_the_query_and_escape_tokens():
     query, key = np.array([0, 1, 1, 2]), np.array([0, 0, 1, 0])
-    fig = figures.distance_scatter(query - key, np.array([1.0, 2.0, 3.0, 4.0]), query, key, TOKENS, 1)
-    mine = fig.data[1]
-    assert list(mine.x) == [1, 0] and list(mine.y) == [2.0, 3.0]
-    assert "&lt;s&gt;" in mine.customdata[0][1]  # key 0 is "<s>", shown, not read as HTML
+    d = analysis.DistanceScores(query, key, query - key, np.array([1.0, 2.0, 3.0, 4.0]))
+    mine = d.query == 1
+    fig = figures.distance_bands(analysis.distance_profile(d), d.distance[mine], d.score[mine], d.key[mine], TOKENS, 1)
+    names = [tr.name for tr in fig.data]
+    assert {"all scores", "middle 80%", "median", "query 1: ␣the"} <= set(names)
+    query_line = fig.data[names.index("query 1: ␣the")]
+    assert list(query_line.x) == [1, 0] and list(query_line.y) == [2.0, 3.0]
+    assert "&lt;s&gt;" in query_line.customdata[0]  # key 0 is "<s>", shown, not read as HTML
+    median = fig.data[names.index("median")]
+    assert list(median.x) == [0, 1, 2] and "scores" in median.hovertemplate
     assert "m − n" in fig.layout.xaxis.title.text and "√dh" in fig.layout.yaxis.title.text
 
 

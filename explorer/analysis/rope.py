@@ -88,6 +88,33 @@ class DistanceScores:
     score: np.ndarray  # (N,) q_rot[m] · k_rot[n] / sqrt(dh)
 
 
+@dataclass
+class DistanceProfile:
+    """A head's scores summarised per distance m − n (nearest-rank percentiles of the scores at that distance)."""
+    distance: np.ndarray  # (D,) each distance that occurs, ascending
+    count: np.ndarray  # (D,) how many scores lie at it
+    low: np.ndarray  # (D,) smallest
+    p10: np.ndarray
+    median: np.ndarray
+    p90: np.ndarray
+    high: np.ndarray  # (D,) largest
+
+
+def distance_profile(d: DistanceScores) -> DistanceProfile:
+    """The spread of `d`'s scores at each distance: T²/2 points drawn one by one cost the browser most of a second,
+    and their density is what a reader takes from them."""
+    order = np.lexsort((d.score, d.distance))
+    distance, score = d.distance[order], d.score[order]
+    starts = np.flatnonzero(np.r_[True, distance[1:] != distance[:-1]])
+    counts = np.diff(np.r_[starts, len(distance)])
+
+    def percentile(p: float) -> np.ndarray:
+        return score[starts + np.round(p * (counts - 1)).astype(int)]
+
+    return DistanceProfile(distance[starts], counts, percentile(0), percentile(0.1), percentile(0.5),
+                           percentile(0.9), percentile(1))
+
+
 MAX_QUERY_ROWS = 1024  # past this many queries, evenly spaced ones stand for the rest (T² scores: 1 GiB at T = 16k)
 
 

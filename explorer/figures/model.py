@@ -1,4 +1,7 @@
-"""Figures of the model page: the block diagram, parameter counts, next-token guesses and KV-cache sizes."""
+"""Figures of the model page: the block diagram (SVG), parameter counts, next-token guesses and KV-cache sizes."""
+
+import html
+import re
 
 import plotly.graph_objects as go
 
@@ -6,84 +9,105 @@ from .common import style
 
 # Fill colours by role, so the same kind of box looks the same wherever it appears.
 ROLE_COLOURS = {"io": "#e5dbff", "norm": "#fff3bf", "attention": "#d0ebff", "mlp": "#d3f9d8"}
-STREAM_Y = 8  # height of the residual stream in the diagram's coordinates (x 0..118, y 0..40)
-BRANCH_Y = 23  # height of the sub-layers that branch off the stream
-INK = "#212529"  # text colour, set explicitly: Streamlit's chart theme would grey annotations out
+WIDTH, HEIGHT = 1200, 405  # the drawing's own units (the SVG's viewBox): x to the right, y up from the bottom
+STREAM_Y = 80  # height of the residual stream
+BRANCH_Y = 230  # height of the sub-layers that branch off the stream
+INK, LINE = "#212529", "#495057"
+LINE_HEIGHT = 18
 
 
 class _Drawing:
-    """Shapes and annotations gathered first and given to the figure in one update: plotly re-validates the whole
-    list on every add_shape / add_annotation, which made this diagram of ~40 parts take 0.2-0.5 s to build."""
+    """SVG elements in drawing units. A diagram is a drawing, not a data chart: as SVG it is on screen as soon as the
+    page arrives (no chart library to load first), keeps its circles round at any width, and exports as a file."""
 
     def __init__(self):
-        self.shapes: list[dict] = []
-        self.annotations: list[dict] = []
+        self.elements: list[str] = []
 
     def box(self, x0: float, x1: float, y0: float, y1: float, text: str, role: str) -> None:
-        self.shapes.append(dict(type="rect", x0=x0, x1=x1, y0=y0, y1=y1, fillcolor=ROLE_COLOURS[role],
-                                line=dict(color="#495057", width=1.2), layer="below"))
-        self.text((x0 + x1) / 2, (y0 + y1) / 2, text, font=dict(size=12, color=INK))
+        self.elements.append(f'<rect x="{x0}" y="{HEIGHT - y1}" width="{x1 - x0}" height="{y1 - y0}" '
+                             f'fill="{ROLE_COLOURS[role]}" stroke="{LINE}" stroke-width="1.2"/>')
+        self.text((x0 + x1) / 2, (y0 + y1) / 2, text)
 
-    def text(self, x: float, y: float, text: str, **style) -> None:
-        self.annotations.append(dict(x=x, y=y, text=text, showarrow=False, **{"font": dict(color=INK), **style}))
+    def text(self, x: float, y: float, text: str, *, anchor: str = "middle", valign: str = "middle",
+             size: int = 15, colour: str = INK) -> None:
+        """`text` may hold <br> (line breaks) and <b>…</b> (bold), like the labels of analysis.model_facts."""
+        lines = text.split("<br>")
+        first = {"top": 0.8, "middle": 0.35 - (len(lines) - 1) / 2, "bottom": 0.35 - len(lines) + 0.45}[valign]
+        spans = "".join(f'<tspan x="{x}" dy="{(first if i == 0 else 1) * LINE_HEIGHT:.1f}">{_bold(line)}</tspan>'
+                        for i, line in enumerate(lines))
+        self.elements.append(f'<text x="{x}" y="{HEIGHT - y}" text-anchor="{anchor}" font-size="{size}" '
+                             f'fill="{colour}">{spans}</text>')
+
+    def line(self, *points: tuple[float, float], arrow: bool = False, dash: bool = False) -> None:
+        path = " ".join(f"{x},{HEIGHT - y}" for x, y in points)
+        self.elements.append(f'<polyline points="{path}" fill="none" stroke="{LINE}" stroke-width="1.5"'
+                             + (' marker-end="url(#arrow)"' if arrow else "")
+                             + (' stroke-dasharray="6 4"' if dash else "") + "/>")
 
     def arrow(self, start: tuple[float, float], end: tuple[float, float]) -> None:
-        self.annotations.append(dict(x=end[0], y=end[1], ax=start[0], ay=start[1], xref="x", yref="y", axref="x",
-                                     ayref="y", text="", showarrow=True, arrowhead=2, arrowsize=1.2, arrowwidth=1.5,
-                                     arrowcolor="#495057"))
+        self.line(start, end, arrow=True)
 
-    def line(self, *points: tuple[float, float]) -> None:
-        for (x0, y0), (x1, y1) in zip(points, points[1:]):
-            self.shapes.append(dict(type="line", x0=x0, y0=y0, x1=x1, y1=y1, line=dict(color="#495057", width=1.5)))
+    def add(self, x: float, y: float) -> None:
+        """The ⊕ where a sub-layer's output is added back onto the stream."""
+        self.elements.append(f'<circle cx="{x}" cy="{HEIGHT - y}" r="13" fill="white" stroke="{LINE}" '
+                             f'stroke-width="1.5"/>')
+        self.text(x, y, "+", size=18)
 
     def residual_branch(self, x: float, norm_text: str, layer_text: str, role: str) -> float:
         """Norm then sub-layer above the stream, its output added back at a ⊕; returns the x of the ⊕."""
-        norm, layer, add = (x + 2, x + 11), (x + 13, x + 32), x + 34
+        norm, layer, add = (x + 20, x + 110), (x + 130, x + 320), x + 340
         self.line((x, STREAM_Y), (x, BRANCH_Y))
         self.arrow((x, BRANCH_Y), (norm[0], BRANCH_Y))
-        self.box(*norm, BRANCH_Y - 5, BRANCH_Y + 5, norm_text, "norm")
+        self.box(*norm, BRANCH_Y - 50, BRANCH_Y + 50, norm_text, "norm")
         self.arrow((norm[1], BRANCH_Y), (layer[0], BRANCH_Y))
-        self.box(*layer, BRANCH_Y - 11, BRANCH_Y + 11, layer_text, role)
+        self.box(*layer, BRANCH_Y - 110, BRANCH_Y + 110, layer_text, role)
         self.line((layer[1], BRANCH_Y), (add, BRANCH_Y))
-        self.arrow((add, BRANCH_Y), (add, STREAM_Y + 1.6))
-        self.shapes.append(dict(type="circle", x0=add - 1.3, x1=add + 1.3, y0=STREAM_Y - 1.6, y1=STREAM_Y + 1.6,
-                                fillcolor="white", line=dict(color="#495057", width=1.5)))
-        self.text(add, STREAM_Y, "+", font=dict(size=15, color=INK))
+        self.arrow((add, BRANCH_Y), (add, STREAM_Y + 13))
+        self.add(add, STREAM_Y)
         return add
 
+    def svg(self, title: str) -> str:
+        return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+                f'style="width:100%;max-width:{WIDTH * 1.25:.0f}px;height:auto;font-family:sans-serif">'
+                f"<title>{html.escape(title)}</title>"
+                f'<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
+                f'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="{LINE}"/></marker></defs>'
+                + "".join(self.elements) + "</svg>")
 
-def block_diagram(labels: dict[str, str]) -> go.Figure:
-    """The decoder drawn left to right: embedding, N pre-norm blocks on the residual stream, final norm, LM head.
+
+def _bold(line: str) -> str:
+    """One label line as SVG text: <b>…</b> becomes a bold tspan, everything else is escaped."""
+    parts = re.split(r"<b>(.*?)</b>", line)
+    return "".join(f'<tspan font-weight="bold">{html.escape(p)}</tspan>' if i % 2 else html.escape(p)
+                   for i, p in enumerate(parts))
+
+
+def block_diagram(labels: dict[str, str]) -> str:
+    """The decoder drawn left to right as SVG: embedding, N pre-norm blocks on the residual stream, final norm,
+    LM head.
 
     `labels` holds the text of each box (see analysis.model_facts.diagram_labels): embedding, attn_norm, attention,
     mlp_norm, mlp, final_norm, lm_head, repeat (the frame's title) and stream (the residual stream's caption).
     """
     d = _Drawing()
-    d.text(0, STREAM_Y + 6.5, "token ids", xanchor="left", yanchor="bottom")
-    d.arrow((0, STREAM_Y), (2, STREAM_Y))
-    d.box(2, 14, STREAM_Y - 6, STREAM_Y + 6, labels["embedding"], "io")
-    frame = (16, 90.5)
-    d.shapes.append(dict(type="rect", x0=frame[0], x1=frame[1], y0=0.5, y1=39.5,
-                         line=dict(color="#868e96", dash="dash"), layer="below"))
-    d.text(frame[0] + 1, 38, f"<b>{labels['repeat']}</b>", xanchor="left", yanchor="top")
-    d.text(frame[0] + 1, STREAM_Y - 2.5, labels["stream"], xanchor="left", yanchor="top",
-           font=dict(size=11, color="#495057"))
-    first_add = d.residual_branch(frame[0] + 2, labels["attn_norm"], labels["attention"], "attention")
-    second_add = d.residual_branch(first_add + 2.5, labels["mlp_norm"], labels["mlp"], "mlp")
-    d.line((14, STREAM_Y), (first_add - 1.3, STREAM_Y))
-    d.line((first_add + 1.3, STREAM_Y), (second_add - 1.3, STREAM_Y))
-    d.arrow((second_add + 1.3, STREAM_Y), (93, STREAM_Y))
-    d.box(93, 102, STREAM_Y - 6, STREAM_Y + 6, labels["final_norm"], "norm")
-    d.arrow((102, STREAM_Y), (104, STREAM_Y))
-    d.box(104, 117.5, STREAM_Y - 7, STREAM_Y + 7, labels["lm_head"], "io")
-    d.arrow((110.75, STREAM_Y + 7), (110.75, STREAM_Y + 12))
-    d.text(110.75, STREAM_Y + 13, "logits: V scores<br>per position", yanchor="bottom")
-    fig = go.Figure(layout=dict(shapes=d.shapes, annotations=d.annotations))
-    fig.update_xaxes(range=[-0.5, 118.5], visible=False, fixedrange=True)
-    fig.update_yaxes(range=[0, 40], visible=False, fixedrange=True)
-    style(fig, height=440)
-    fig.update_layout(margin=dict(l=5, r=5, t=5, b=5), hovermode=False)
-    return fig
+    d.text(5, STREAM_Y + 65, "token ids", anchor="start", valign="bottom")
+    d.arrow((0, STREAM_Y), (15, STREAM_Y))
+    d.box(15, 155, STREAM_Y - 60, STREAM_Y + 60, labels["embedding"], "io")
+    frame = (175, 920)
+    d.line((frame[0], 5), (frame[1], 5), (frame[1], 395), (frame[0], 395), (frame[0], 5), dash=True)
+    d.text(frame[0] + 10, 380, f"<b>{labels['repeat']}</b>", anchor="start", valign="top")
+    d.text(frame[0] + 10, STREAM_Y - 25, labels["stream"], anchor="start", valign="top", size=13, colour=LINE)
+    first_add = d.residual_branch(frame[0] + 20, labels["attn_norm"], labels["attention"], "attention")
+    second_add = d.residual_branch(first_add + 25, labels["mlp_norm"], labels["mlp"], "mlp")
+    d.line((155, STREAM_Y), (first_add - 13, STREAM_Y))
+    d.line((first_add + 13, STREAM_Y), (second_add - 13, STREAM_Y))
+    d.arrow((second_add + 13, STREAM_Y), (945, STREAM_Y))
+    d.box(945, 1035, STREAM_Y - 60, STREAM_Y + 60, labels["final_norm"], "norm")
+    d.arrow((1035, STREAM_Y), (1055, STREAM_Y))
+    d.box(1055, 1195, STREAM_Y - 75, STREAM_Y + 75, labels["lm_head"], "io")
+    d.arrow((1125, STREAM_Y + 75), (1125, STREAM_Y + 125))
+    d.text(1125, STREAM_Y + 135, "logits: V scores<br>per position", valign="bottom")
+    return d.svg("Block diagram: " + re.sub(r"<[^>]+>", " ", labels["repeat"]))
 
 
 def parameter_bar(components: list[str], counts: list[int]) -> go.Figure:

@@ -107,41 +107,42 @@ def pair_planes(
     return fig
 
 
-MAX_POINTS = 20_000  # a denser grey cloud reads no better, and each point costs bytes and drawing time
-
-
-def distance_scatter(distance: np.ndarray, score: np.ndarray, query: np.ndarray, key: np.ndarray,
-                     tokens: list[str], highlight_query: int) -> go.Figure:
-    """Every causal score of one head against m - n; the chosen query's row drawn on top, with its tokens.
-
-    The other queries' scores (about T²/2) are a WebGL cloud whose hover gives positions, not token strings; beyond
-    MAX_POINTS a random sample of them is drawn, and the chart says so."""
+def distance_bands(profile, mine: np.ndarray, mine_score: np.ndarray, mine_key: np.ndarray, tokens: list[str],
+                   highlight_query: int, *, note: str | None = None) -> go.Figure:
+    """A head's scores against m − n as bands (analysis.rope.DistanceProfile): all of them light grey, the middle 80%
+    darker, the median a line; the chosen query's own scores (at distances `mine`, keys `mine_key`) drawn on top."""
     labels = _position_labels(tokens)
-    mine = query == highlight_query
-    others = np.flatnonzero(~mine)
-    shown = others if len(others) <= MAX_POINTS else np.sort(
-        np.random.default_rng(0).choice(others, MAX_POINTS, replace=False))
+    x = profile.distance
+    spread = np.stack([profile.count, profile.low, profile.p10, profile.median, profile.p90, profile.high],
+                      axis=-1).astype(np.float32)
+    hover = ("m − n = %{x}: %{customdata[0]:,} scores<br>median %{customdata[3]:.4g}<br>"
+             "middle 80%: %{customdata[2]:.4g} to %{customdata[4]:.4g}<br>"
+             "all: %{customdata[1]:.4g} to %{customdata[5]:.4g}<extra></extra>")
+
+    def edge(y, **kwargs) -> go.Scatter:
+        """One edge of a band; the upper edge (fill="tonexty") fills down to the lower one and names the band."""
+        return go.Scatter(x=x, y=np.asarray(y, np.float32), mode="lines", line=dict(width=0), hoverinfo="skip",
+                          showlegend="name" in kwargs, **kwargs)
+
     fig = go.Figure([
-        go.Scattergl(x=distance[shown], y=np.asarray(score[shown], np.float32), mode="markers", name="other queries",
-                     marker=dict(size=5, color="#9aa5b1", opacity=0.6),
-                     customdata=np.stack([query[shown], key[shown]], axis=-1),
-                     hovertemplate="query %{customdata[0]}, key %{customdata[1]} (positions)<br>m − n = %{x}<br>"
-                                   "score %{y:.4g}<extra></extra>"),
-        # WebGL too: a WebGL cloud is drawn over every SVG trace, and this row must stay on top.
-        go.Scattergl(x=distance[mine], y=np.asarray(score[mine], np.float32), mode="lines+markers",
-                     name=f"query {labels[highlight_query]}",
-                     marker=dict(size=8, color="#d62728"), line=dict(color="#d62728", width=1),
-                     customdata=np.stack([labels[query[mine]], labels[key[mine]]], axis=-1),
-                     hovertemplate="query %{customdata[0]}<br>key %{customdata[1]}<br>m − n = %{x}<br>"
-                                   "score %{y:.4g}<extra></extra>"),
+        edge(profile.low),
+        edge(profile.high, fill="tonexty", fillcolor="rgba(154, 165, 177, 0.25)", name="all scores"),
+        edge(profile.p10),
+        edge(profile.p90, fill="tonexty", fillcolor="rgba(154, 165, 177, 0.55)", name="middle 80%"),
+        go.Scatter(x=x, y=np.asarray(profile.median, np.float32), mode="lines", name="median",
+                   line=dict(color="#495057", width=1.5), customdata=spread, hovertemplate=hover),
+        go.Scatter(x=mine, y=np.asarray(mine_score, np.float32),
+                   mode="lines+markers" if len(mine) <= 256 else "lines", name=f"query {labels[highlight_query]}",
+                   marker=dict(size=7, color="#d62728"), line=dict(color="#d62728", width=1),
+                   customdata=labels[mine_key],
+                   hovertemplate=f"query {labels[highlight_query]}<br>key %{{customdata}}<br>m − n = %{{x}}<br>"
+                                 "score %{y:.4g}<extra></extra>"),
     ])
     fig.update_xaxes(title_text="relative distance m − n (tokens back from the query)")
     fig.update_yaxes(title_text="score q_rot[m]·k_rot[n] / √dh")
-    fig.update_layout(legend=dict(orientation="h", y=-0.2))
+    fig.update_layout(legend=dict(orientation="h", y=-0.2), hovermode="x")
     style(fig, title="Attention scores of this head against distance", height=400)
-    sampled = len(shown) < len(others)
-    return add_note(fig, f"grey: {len(shown):,} of the other {len(others):,} scores, drawn at random" if sampled
-                    else None)
+    return add_note(fig, note)
 
 
 def shift_figure(shift: np.ndarray, lines: dict[str, np.ndarray]) -> go.Figure:
