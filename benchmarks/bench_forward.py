@@ -2,10 +2,11 @@
 
 Both models hold the same random weights (see benchmarks/common.py), on the same device in the same dtype; the
 logits are compared before any timing. Runs are interleaved (ours, transformers, transformers, ours, ...) under
-torch.inference_mode after warm-up, with torch.cuda.synchronize around each on a GPU; the table shows medians.
+torch.inference_mode after warm-up, each call one torch.utils.benchmark.Timer measurement (which waits for the GPU);
+the table shows medians.
 
-    python benchmarks/bench_forward.py                          # SmolLM2-135M shape, T = 128 and 512
-    python benchmarks/bench_forward.py --model qwen3-0.6b --tokens 128 512 1024 --repeats 20
+    python -m benchmarks.bench_forward                          # SmolLM2-135M shape, T = 128 and 512
+    python -m benchmarks.bench_forward --model qwen3-0.6b --tokens 128 512 1024 --repeats 20
     python -m benchmarks.bench_forward --device cpu --dtype bfloat16
 
 Output rows look like "T=128  ours 41.2 ms  transformers 45.0 ms  ratio 0.92" (ratio = ours / transformers; below 1
@@ -24,10 +25,6 @@ import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
-
-if __package__ in (None, ""):  # run as a file: make `benchmarks` and `model` importable from the repo root
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 

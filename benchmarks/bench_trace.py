@@ -19,9 +19,9 @@ memory (Trace.nbytes, explorer.estimate_bytes and the bytes its tensors really h
 and, before any timing, how far the trace's logits are from the plain forward's and its patterns and hidden states
 from transformers' attentions and hidden states.
 
-    python benchmarks/bench_trace.py                               # SmolLM2-135M shape, T = 128 and 512
-    python benchmarks/bench_trace.py --threads 1 --clock cpu       # on a CPU that other processes keep busy
-    python benchmarks/bench_trace.py --model qwen3-0.6b --tokens 256
+    python -m benchmarks.bench_trace                               # SmolLM2-135M shape, T = 128 and 512
+    python -m benchmarks.bench_trace --threads 1 --clock cpu       # on a CPU that other processes keep busy
+    python -m benchmarks.bench_trace --model qwen3-0.6b --tokens 256
 
 On a CPU each T stops after --time-limit seconds (default 60) once 3 rounds are done: the default run took 2.5 minutes
 with --threads 1 --clock cpu on 2 busy cores, --model qwen3-0.6b 5.5 minutes. The kernel's share of each call (system
@@ -36,12 +36,9 @@ import ctypes
 import statistics
 import sys
 import time
-from pathlib import Path
-
-if __package__ in (None, ""):  # run as a file: make `benchmarks`, `model` and `explorer` importable from the repo root
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
+from torch.utils.benchmark import Timer
 
 from benchmarks.common import (
     add_run_arguments,
@@ -50,7 +47,6 @@ from benchmarks.common import (
     random_ids,
     run_settings,
     same_weights_pair,
-    synchronize_fn,
     warn_if_busy,
 )
 
@@ -125,12 +121,7 @@ def check(ours, hf, ids, narrow: str) -> dict:
     c, T = ours.config, ids.shape[1]
     L = c.num_hidden_layers
     # On a GPU a trace's tensors stay on the device until read: time reading all of them once, for the record.
-    sync = synchronize_fn(ids.device)
-    sync()
-    start = time.perf_counter()
-    for name in t.names():
-        t[name]
-    read_all = time.perf_counter() - start
+    read_all = Timer("for name in t.names(): t[name]", globals={"t": t}).timeit(1).median
     info = {
         "read all": read_all,
         "logits vs plain": max_diff(t["logits"], plain),

@@ -1,10 +1,10 @@
 """How fast the app feels in a real browser: page opens, control latencies and chart sizes, end to end.
 
-    python benchmarks/bench_ui.py                       # bundled model and Qwen3-0.6B shape (10-15 min, 2 cores)
-    python benchmarks/bench_ui.py --models bundled      # the bundled stories260K only (~5 min)
-    python benchmarks/bench_ui.py --models qwen3 --pages attention rope --repeats 2
-    python benchmarks/bench_ui.py --long 2048           # a 2048-token prompt: memory and errors per page
-    python benchmarks/bench_ui.py --sessions 3          # 3 sessions tracing at once vs one after another
+    python -m benchmarks.bench_ui                       # bundled model and Qwen3-0.6B shape (10-15 min, 2 cores)
+    python -m benchmarks.bench_ui --models bundled      # the bundled stories260K only (~5 min)
+    python -m benchmarks.bench_ui --models qwen3 --pages attention rope --repeats 2
+    python -m benchmarks.bench_ui --long 2048           # a 2048-token prompt: memory and errors per page
+    python -m benchmarks.bench_ui --sessions 3          # 3 sessions tracing at once vs one after another
 
 A script, not a test. It starts the real server (`python -m streamlit run app.py`, HF_HUB_OFFLINE=1) on a free port
 and drives Debian's headless chromium through Playwright, as a user would: it chooses the model and types the prompt
@@ -160,8 +160,6 @@ def build_checkpoint(folder: Path, *, dtype: str = "bfloat16", seed: int = 0, re
     if not rebuild and stamp_file.is_file() and json.loads(stamp_file.read_text()) == stamp:
         if all((folder / f).is_file() for f in ("config.json", "model.safetensors", *TOKENIZER_FILES)):
             return folder
-    if __package__ in (None, ""):
-        sys.path.insert(0, str(ROOT))
     import torch
 
     from benchmarks.common import build_hf_model

@@ -13,18 +13,13 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import torch
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:  # so `python benchmarks/x.py` finds the `model` package without installing it
-    sys.path.insert(0, str(REPO_ROOT))
+from torch.utils.benchmark import Timer
 
 # name -> (transformers config class, arguments): the real models' shapes, with random weights.
 CONFIGS: dict[str, tuple[str, dict]] = {
@@ -148,58 +143,44 @@ def random_ids(vocab: int, tokens: int, batch: int = 1, seed: int = 0, device=No
     return torch.randint(0, vocab, (batch, tokens), generator=g).to(device)
 
 
-def synchronize_fn(device: str | torch.device | None = None) -> Callable[[], None]:
-    """A callable that waits for queued GPU work on `device` (nothing to wait for on the CPU)."""
-    device = torch.device(device) if device is not None else None
-    if device is not None and device.type == "cuda":
-        return lambda: torch.cuda.synchronize(device)
-    if device is not None and device.type == "mps":
-        return torch.mps.synchronize
-    return lambda: None
-
-
 def interleaved_times(
     fns: dict[str, Callable[[], object]],
     repeats: int,
     *,
     warmup: int = 2,
-    sync: Callable[[], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
-    clock: Callable[[], float] = time.perf_counter,
+    clock: Callable[[], float] | None = None,
     time_limit: float | None = None,
 ) -> dict[str, list[float]]:
     """Seconds per call of each function, `repeats` samples each, taken in interleaved rounds.
 
     Every round runs each function once (A B, then B A, then A B, ...: the starting function rotates so that none
     always runs right after another's allocations), so slow drifts of the machine (frequency, other load, thermal)
-    hit all of them alike. `warmup` untimed rounds come first. Everything runs under torch.inference_mode;
-    `sync` (e.g. torch.cuda.synchronize) is called before starting and before stopping each clock.
+    hit all of them alike. `warmup` untimed rounds come first. Everything runs under torch.inference_mode. Each
+    sample is one torch.utils.benchmark.Timer measurement, whose default clock waits for the accelerator (CUDA,
+    MPS) before starting and before stopping.
 
-    `clock` is wall time by default. On a CPU shared with other busy processes, clock=time.process_time (CPU
-    seconds this process used) with torch.set_num_threads(1) is far steadier: time slices lost to others do not
-    count. (With several threads it also counts the threads' spin-waiting, so keep it to one thread.) Never use it
-    on a GPU, whose work it does not see.
+    `clock` (instead of that wall clock), e.g. time.process_time, the CPU seconds this process used: on a CPU
+    shared with other busy processes, with torch.set_num_threads(1), that is far steadier, as time slices lost to
+    others do not count. (With several threads it also counts the threads' spin-waiting, so keep it to one thread.)
+    Never use it on a GPU, whose work it does not see.
 
     `time_limit` (wall seconds, warm-up included) ends the timing early, after a complete round, once it is spent and
     at least 3 rounds are done: the samples may then number fewer than `repeats`.
     """
-    sync = sync or (lambda: None)
     names = list(fns)
+    timers = {name: Timer("fn()", globals={"fn": fn}, **({"timer": clock} if clock else {}))
+              for name, fn in fns.items()}
     times: dict[str, list[float]] = {name: [] for name in names}
     started = time.perf_counter()
     with torch.inference_mode():
         for _ in range(warmup):
             for name in names:
                 fns[name]()
-        sync()
         for r in range(repeats):
             k = r % len(names)
             for name in names[k:] + names[:k]:
-                sync()
-                t0 = clock()
-                fns[name]()
-                sync()
-                times[name].append(clock() - t0)
+                times[name].append(timers[name].timeit(1).median)
             if progress:
                 progress(r + 1, repeats)
             if time_limit is not None and r + 1 >= 3 and time.perf_counter() - started > time_limit:
@@ -212,15 +193,12 @@ def interleaved_medians(
     repeats: int,
     *,
     warmup: int = 2,
-    sync: Callable[[], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
-    clock: Callable[[], float] = time.perf_counter,
+    clock: Callable[[], float] | None = None,
     time_limit: float | None = None,
 ) -> dict[str, float]:
     """Median seconds per call of each function; see interleaved_times."""
-    times = interleaved_times(
-        fns, repeats, warmup=warmup, sync=sync, progress=progress, clock=clock, time_limit=time_limit
-    )
+    times = interleaved_times(fns, repeats, warmup=warmup, progress=progress, clock=clock, time_limit=time_limit)
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
@@ -258,9 +236,8 @@ class RunSettings:
     repeats: int
     warmup: int
     time_limit: float | None  # None: no limit
-    clock: Callable[[], float]
+    clock: Callable[[], float] | None  # None: Timer's wall clock, which waits for the accelerator
     clock_name: str  # "wall" or "cpu"
-    sync: Callable[[], None]
 
     def describe(self) -> str:
         return (f"{self.device} {str(self.dtype).removeprefix('torch.')}, {torch.get_num_threads()} threads, "
@@ -268,7 +245,7 @@ class RunSettings:
 
     def timing_kwargs(self) -> dict:
         """The keyword arguments of interleaved_times / interleaved_medians these settings stand for."""
-        return {"warmup": self.warmup, "sync": self.sync, "clock": self.clock, "time_limit": self.time_limit}
+        return {"warmup": self.warmup, "clock": self.clock, "time_limit": self.time_limit}
 
 
 def run_settings(args: argparse.Namespace) -> RunSettings:
@@ -288,9 +265,8 @@ def run_settings(args: argparse.Namespace) -> RunSettings:
         repeats=args.repeats or (args._repeats_cpu if on_cpu else args._repeats_gpu),
         warmup=args.warmup if args.warmup is not None else (2 if on_cpu else 5),
         time_limit=time_limit or None,
-        clock=time.process_time if args.clock == "cpu" else time.perf_counter,
+        clock=time.process_time if args.clock == "cpu" else None,
         clock_name=args.clock,
-        sync=synchronize_fn(device),
     )
 
 

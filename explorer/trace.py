@@ -20,7 +20,8 @@ from functools import cache, lru_cache
 from pathlib import Path
 
 import torch
-from safetensors.torch import load, save
+from safetensors import safe_open
+from safetensors.torch import save
 
 from model import Capture, Decoder, ModelConfig, Tokenizer
 
@@ -98,10 +99,9 @@ class Trace:
     @classmethod
     def load(cls, path: str | Path) -> "Trace":
         """A trace saved with `save` (or `to_bytes`). Edits come back as their description only: `saved_edits`."""
-        data = Path(path).read_bytes()
-        header_length = int.from_bytes(data[:8], "little")  # safetensors: 8-byte length, then a JSON header
-        metadata = json.loads(data[8 : 8 + header_length])["__metadata__"]
-        stored = load(data)
+        with safe_open(path, framework="pt") as f:
+            metadata = f.metadata()
+            stored = {name: f.get_tensor(name) for name in f.keys()}
         input_ids = stored.pop(_INPUT_IDS)
         tensors = {name: stored[name] for name in json.loads(metadata["names"])}
         config = ModelConfig.from_dict(json.loads(metadata["config"]))
