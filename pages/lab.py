@@ -11,12 +11,11 @@ from explorer.analysis.lab import run_summary, summary_rows, what_happened
 from explorer.app_state import ensure_router, show
 from explorer.compute import COMPUTE
 from explorer.figures.lab import logit_chart, loss_chart
+from training import stability
 from training.corpus import CORPUS_FILE, load_corpus
-from training.train import TrainSettings, init_decoder, model_config, train
+from training.stability import DEFAULT_LR, DEFAULT_STEPS, LEARNING_RATES, MODELS, SIZES, lab_settings
+from training.train import TrainSettings
 
-MODELS = {"Llama (no QK-norm)": False, "Qwen3 (QK-norm)": True}  # name -> QK-norm
-SIZES = dict(hidden=64, layers=2, heads=4, kv_heads=2, context=64)
-LEARNING_RATES = [1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0]
 RESULT = "lab.result"  # the last finished run, kept so that the charts survive reruns
 
 ensure_router()  # the lab trains models of its own: it needs no prompt or sidebar model
@@ -38,22 +37,20 @@ def corpus() -> torch.Tensor:
 
 
 def train_both(settings: TrainSettings, draw, progress_slot) -> dict[str, list[dict]]:
-    """Trains the two models one after the other, calling draw(runs) every few steps with the records so far."""
+    """Trains the two models, calling draw(runs) every few steps with the records so far."""
     runs = {name: [] for name in MODELS}
     bar = progress_slot.progress(0.0, text="Starting…")
     redraw_every = max(1, settings.steps // 30)
-    for index, (name, qk_norm) in enumerate(MODELS.items()):
-        model = init_decoder(model_config(qk_norm=qk_norm, **SIZES), seed=settings.seed)
 
-        def on_step(record: dict, name=name, index=index) -> None:
-            runs[name].append(record)
-            if record["step"] % redraw_every == 0 or record["step"] == settings.steps - 1:
-                draw(runs)
-                bar.progress((index * settings.steps + record["step"] + 1) / (2 * settings.steps),
-                             text=f"Training {name}: step {record['step'] + 1} of {settings.steps}")
+    def on_step(name: str, index: int, record: dict) -> None:
+        runs[name].append(record)
+        if record["step"] % redraw_every == 0 or record["step"] == settings.steps - 1:
+            draw(runs)
+            bar.progress((index * settings.steps + record["step"] + 1) / (2 * settings.steps),
+                         text=f"Training {name}: step {record['step'] + 1} of {settings.steps}")
 
-        # One step at a time through the server's compute queue: other sessions' forwards run in between.
-        train(model, corpus(), settings, on_step=on_step, each_step=COMPUTE.slot)
+    # One step at a time through the server's compute queue: other sessions' forwards run in between.
+    stability.train_both(settings, corpus(), on_step=on_step, each_step=COMPUTE.slot)
     bar.empty()
     return runs
 
@@ -63,15 +60,15 @@ if not CORPUS_FILE.is_file():
              "pair) with `python -m training.train_pair`, then reload this page.")
     st.stop()
 
-st.session_state.setdefault("view.lab.lr", 1e-1)
-st.session_state.setdefault("view.lab.steps", 300)
+st.session_state.setdefault("view.lab.lr", DEFAULT_LR)
+st.session_state.setdefault("view.lab.steps", DEFAULT_STEPS)
 col_lr, col_steps = st.columns(2)
 lr = col_lr.select_slider("Peak learning rate", LEARNING_RATES, key="view.lab.lr", format_func=lambda x: f"{x:g}",
                           help="AdamW's step size after warm-up. The schedule warms up linearly over the first 5% "
                                "of steps, then decays along a cosine to zero.")
 steps = col_steps.slider("Training steps per model", 1, 600, key="view.lab.steps",
                          help="Each step is one batch of 16 windows of 64 tokens.")
-settings = TrainSettings(steps=steps, lr=lr, batch_size=16, seq_len=64, warmup=max(1, steps // 20), probe_every=1)
+settings = lab_settings(lr, steps)
 st.caption(f"Both models: {SIZES['layers']} layers, hidden size {SIZES['hidden']}, {SIZES['heads']} query heads "
            f"sharing {SIZES['kv_heads']} KV heads (head_dim {SIZES['hidden'] // SIZES['heads']}), trained on stories "
            "sampled from the bundled stories260K model, with gradient clipping at 1.0 and weight decay 0.1.")

@@ -32,7 +32,7 @@ def run_summary(records: list[dict]) -> dict:
     }
 
 
-def _number(x: float | None) -> str:
+def format_number(x: float | None) -> str:
     """Three significant digits, without the e+03 notation that students read less easily."""
     if x is None:
         return "–"
@@ -46,12 +46,12 @@ def summary_rows(summaries: dict[str, dict]) -> list[dict]:
     return [{
         "model": name,
         "steps run": s["steps_run"],
-        "loss at step 0": _number(s["first_loss"]),
-        "final loss": _number(s["final_loss"]),
-        "lowest loss": _number(s["lowest_loss"]),
+        "loss at step 0": format_number(s["first_loss"]),
+        "final loss": format_number(s["final_loss"]),
+        "lowest loss": format_number(s["lowest_loss"]),
         "loss became NaN/∞": "no" if s["diverged_at"] is None else f"at step {s['diverged_at']}",
         "peak attention logit": "–" if s["peak_logit"] is None
-        else f"{_number(s['peak_logit'])} (step {s['peak_logit_step']})",
+        else f"{format_number(s['peak_logit'])} (step {s['peak_logit_step']})",
     } for name, s in summaries.items()]
 
 
@@ -68,14 +68,14 @@ def what_happened(summaries: dict[str, dict], steps: int) -> list[str]:
             outcome = (f"trained all {steps} steps, lowering its loss from {s['first_loss']:.3g} to "
                        f"{s['final_loss']:.3g}")
         peak = "" if s["peak_logit"] is None else \
-            f"; its largest attention logit peaked at {_number(s['peak_logit'])} (step {s['peak_logit_step']})"
+            f"; its largest attention logit peaked at {format_number(s['peak_logit'])} (step {s['peak_logit_step']})"
         sentences.append(f"**{name}** {outcome}{peak}.")
     if len(summaries) == 2:
         (name_a, a), (name_b, b) = summaries.items()
         if a["peak_logit"] and b["peak_logit"]:
             high, low = (name_a, name_b) if a["peak_logit"] >= b["peak_logit"] else (name_b, name_a)
             ratio = max(a["peak_logit"], b["peak_logit"]) / min(a["peak_logit"], b["peak_logit"])
-            sentences.append(f"The peak attention logit of {high} was {_number(ratio)}× that of {low}.")
+            sentences.append(f"The peak attention logit of {high} was {format_number(ratio)}× that of {low}.")
         if a["diverged_at"] is None and b["diverged_at"] is None and a["final_loss"] != b["final_loss"]:
             better = name_a if a["final_loss"] < b["final_loss"] else name_b
             gap = abs(a["final_loss"] - b["final_loss"])
