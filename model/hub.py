@@ -19,7 +19,7 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
-from tqdm import tqdm
+from huggingface_hub.utils import tqdm as hf_tqdm
 
 from .errors import ModelError
 
@@ -36,6 +36,7 @@ NEEDED_FILES = [
 IN_SUBFOLDERS = ["*/*"]
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
 POLL_SECONDS = 0.1
+SNAPSHOT_BYTES_GROUP = "huggingface_hub.snapshot_download"  # see _ByteCounter
 
 
 def download_snapshot(repo_id: str, *, revision=None, token=None, progress=None) -> Path:
@@ -106,10 +107,11 @@ def _download(repo_id, *, revision, token, progress) -> str:
 class _ByteCounter:
     """Sums the bytes snapshot_download reports through its `tqdm_class`, drawing nothing.
 
-    snapshot_download (huggingface_hub 2.4) makes three bars with that class: one counting files, one counting
-    bytes received ("Downloading bytes", which for Xet transfers counts compressed bytes against a guessed total)
-    and one counting bytes written to the files, whose total grows by each file's size as its download starts.
-    The last one is the progress to show.
+    The bar to follow is the one of huggingface_hub's progress-bar group "huggingface_hub.snapshot_download" (the
+    group names are public: `huggingface_hub.utils.disable_progress_bars(name)` takes them), which counts the bytes
+    written to the files, its total growing by each file's size as its download starts. A subclass of
+    huggingface_hub's own tqdm is given each bar's group name; its other bars (files fetched, bytes received, which
+    for Xet transfers counts compressed bytes against a guessed total) are ignored.
     """
 
     def __init__(self):
@@ -124,11 +126,11 @@ class _ByteCounter:
     def bar_class(self):
         counter = self
 
-        class Bar(tqdm):
+        class Bar(hf_tqdm):
             def __init__(self, *args, **kwargs):
+                self.counts_bytes = kwargs.get("name") == SNAPSHOT_BYTES_GROUP
                 super().__init__(*args, **{**kwargs, "disable": True})  # keeps `total`, draws nothing
                 self.done = 0
-                self.counts_bytes = kwargs.get("unit") == "B" and not str(kwargs.get("desc")).startswith("Downloading")
                 if self.counts_bytes:
                     counter._bar = self
 
