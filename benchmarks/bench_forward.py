@@ -94,6 +94,9 @@ def main(argv=None) -> int:
     for T, o, h, paired, diff, n in rows:
         print(f"T={T:<5d} ours {o * 1e3:8.1f} ms  transformers {h * 1e3:8.1f} ms  ratio {o / h:.2f}  "
               f"(paired {paired:.2f}, n={n}, max abs diff {diff:.2g})")
+    print(f"\nREADME row ({s.device} {str(s.dtype).removeprefix('torch.')}, paired ratios, "
+          + ", ".join(f"T={T}" for T, *_ in rows) + f"): | plain forward, ours / transformers (sdpa), {args.model} "
+          "shape | " + " | ".join(f"{paired:.2f}" for _, _, _, paired, _, _ in rows) + " |")
     warn_if_busy(s.clock_name)
     return 0
 

@@ -207,6 +207,7 @@ def main(argv=None) -> int:
     print(f"{args.model}, {s.device} {str(s.dtype).removeprefix('torch.')}, batch 1, medians ({s.clock_name} clock, "
           f"{torch.get_num_threads()} threads{', malloc keeps freed memory' if args.keep_freed_memory else ''}); "
           "ratio (paired = median of per-round ratios):")
+    readme: dict[str, list[str]] = {}  # row label -> a paired ratio per T
     for T, times, info in results:
         med = {k: statistics.median(v) for k, v in times.items()}
         print(f"T={T:<5d} " + "  ".join(f"{k} {v * 1e3:.1f} ms" for k, v in med.items())
@@ -220,6 +221,7 @@ def main(argv=None) -> int:
             target = TARGETS.get(label)
             verdict = "" if target is None else f"  target <= {target:g}: {'met' if paired <= target else 'MISSED'}"
             print(f"        {label:<15} {ratio:.2f}  (paired {paired:.2f}){verdict}")
+            readme.setdefault(label, []).append(f"{paired:.2f}")
         print(f"        trace memory {info['nbytes'] / MiB:.0f} MiB (estimate_bytes {info['estimate'] / MiB:.0f} MiB, "
               f"distinct {info['held'] / MiB:.0f} MiB); logits vs plain forward max abs diff "
               f"{info['logits vs plain']:.2g}")
@@ -227,6 +229,10 @@ def main(argv=None) -> int:
             print("        kernel time per call (median; page faults): " + ", ".join(
                 f"{k} {statistics.median(c[0] for c in cs) * 1e3:.0f} ms "
                 f"({statistics.median(c[1] for c in cs):.0f})" for k, cs in info["kernel"].items()))
+    print(f"\nREADME rows ({s.device} {str(s.dtype).removeprefix('torch.')}, paired ratios, "
+          + ", ".join(f"T={T}" for T, _, _ in results) + "):")
+    for label, cells in readme.items():
+        print(f"| {label}, {args.model} | " + " | ".join(cells) + " |")
     warn_if_busy(s.clock_name)
     return 0
 

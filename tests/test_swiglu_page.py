@@ -97,6 +97,20 @@ def test_gate_up_scatter_colours_by_product():
     np.testing.assert_allclose(fig.data[0].marker.color, hidden)
     assert (fig.data[0].marker.cmin, fig.data[0].marker.cmax) == (-2.0, 2.0)
     assert "before silu" in fig.layout.xaxis.title.text and fig.layout.yaxis.title.text == "up (up_proj output)"
+    assert not fig.layout.annotations  # every neuron drawn: no note
+
+
+def test_gate_up_scatter_of_a_wide_mlp_keeps_the_strongest_neurons_and_says_so():
+    rng = np.random.default_rng(1)
+    gate, up = rng.normal(size=(2, 3072))
+    hidden = gate / (1 + np.exp(-gate)) * up
+    fig = figures.gate_up_scatter(gate, up, hidden, "5: x")
+    neurons = np.asarray(fig.data[0].customdata)[:, 0].astype(int)
+    assert len(neurons) == figures.MAX_POINTS == len(set(neurons))
+    assert set(np.argsort(-np.abs(hidden))[:figures.STRONGEST]) <= set(neurons)
+    np.testing.assert_allclose(fig.data[0].x, gate[neurons])  # each point is its own neuron's gate and up
+    np.testing.assert_allclose(fig.data[0].y, up[neurons])
+    assert "1,000 of 3,072 neurons" in fig.layout.annotations[-1].text
 
 
 def test_page_renders_and_layer_and_token_change_the_view():
