@@ -78,8 +78,9 @@ def restore_from_link(page_path: str) -> None:
     if "prompt" in params:
         st.session_state.prompt = params["prompt"]
     for name in VIEW_PARAMS:
-        if params.get(name, "").isdigit():
-            st.session_state[f"view.{page_path}.{name}"] = int(params[name])
+        value = params.get(name, "")
+        if value.isascii() and value.isdigit():  # str.isdigit() alone accepts "²", which int() refuses
+            st.session_state[f"view.{page_path}.{name}"] = int(value)
 
 
 def link_params(page_path: str) -> dict[str, str]:

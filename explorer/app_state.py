@@ -8,6 +8,7 @@ other's inputs.
 
 import base64
 import html
+import re
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
@@ -29,14 +30,26 @@ def load(choice: ModelChoice, token: str | None = None) -> tuple[Decoder, Tokeni
 
     def progress(done: int, total: int) -> None:
         if total:
-            bar.progress(min(done / total, 1.0), text=f"Downloading {choice.source}: {done / 2**20:.0f} of "
+            bar.progress(min(done / total, 1.0), text=f"Downloading {as_text(choice.source)}: {done / 2**20:.0f} of "
                                                       f"{total / 2**20:.0f} MiB")
 
     try:
-        with st.spinner(f"Loading {choice.source}…"):
+        with st.spinner(f"Loading {as_text(choice.source)}…"):
             return MODELS.get(choice, token, progress)
     finally:
         bar.empty()
+
+
+_MARKDOWN_SYNTAX = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+_AUTOLINK = re.compile(r"(?i)\b(https?|ftp|www)")
+
+
+def as_text(text: str) -> str:
+    """`text` that a user or a shared link supplied (a model name, a prompt, an error quoting them), escaped for
+    Streamlit's Markdown elements so that it shows as typed: `[x](https://…)` or `![t](http://…)` stays characters,
+    never a live link or an image every viewer's browser fetches. Streamlit also turns bare addresses into links
+    after parsing, escapes or not: a zero-width space after "http", "ftp" or "www" keeps them plain text."""
+    return _AUTOLINK.sub("\\1\u200b", _MARKDOWN_SYNTAX.sub(r"\\\1", text))
 
 
 @dataclass
@@ -186,7 +199,7 @@ def current() -> Session:
     try:
         model, tokenizer = load(choice, state.get("hf_token"))
     except ModelError as e:
-        st.error(f"Could not load **{choice.source}**: {e}")
+        st.error(f"Could not load **{as_text(choice.source)}**: {as_text(str(e))}")
         st.stop()
     prompt = state.get("prompt", "")
     try:
@@ -195,7 +208,7 @@ def current() -> Session:
             raise ModelError("The prompt is empty: type some text in the sidebar.")
         model.check_input(torch.tensor([ids]), 0)
     except ModelError as e:
-        st.error(str(e))
+        st.error(as_text(str(e)))
         st.stop()
     generated = state.get("generated")
     if generated and generated["prompt"] == prompt and generated["choice"] == choice:

@@ -13,6 +13,7 @@ from model import load_model
 from training.corpus import load_corpus, split
 
 from .analysis import lessons as analysis
+from .app_state import as_text
 
 
 def lesson_title(title: str, source: str) -> None:
@@ -20,7 +21,7 @@ def lesson_title(title: str, source: str) -> None:
     st.title(title)
     st.caption(
         "Each lesson explains one block of a modern decoder, shows it at work in the loaded model "
-        f"(**{source}**, on the sidebar's prompt), and runs an experiment whose result is set beside "
+        f"(**{as_text(source)}**, on the sidebar's prompt), and runs an experiment whose result is set beside "
         "what textbooks claim. When the two disagree, the page says so and explains why: a claim always rests on "
         "assumptions, and measuring shows which ones."
     )

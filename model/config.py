@@ -1,6 +1,7 @@
 """The decoder's hyper-parameters, read from a Hugging Face config.json."""
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,7 +72,17 @@ class ModelConfig:
         kv_heads = d.get("num_key_value_heads") or heads
         if heads % kv_heads:
             raise ModelError(f"num_attention_heads ({heads}) must be a multiple of num_key_value_heads ({kv_heads}).")
+        head_dim = d.get("head_dim") or d["hidden_size"] // heads
+        if head_dim < 2 or head_dim % 2:
+            raise ModelError(f"config.json: each head needs an even size of at least 2 (RoPE turns pairs of numbers); "
+                             f"head_dim is {head_dim} ({'head_dim' if d.get('head_dim') else 'hidden_size / heads'}).")
+        tie = d.get("tie_word_embeddings", False)
+        if not isinstance(tie, bool):
+            raise ModelError(f"config.json: tie_word_embeddings must be true or false, not {tie!r}.")
         eos = d.get("eos_token_id")
+        eos_ids = eos if isinstance(eos, list) else ([] if eos is None else [eos])
+        if any(type(i) is not int or i < 0 for i in eos_ids):
+            raise ModelError(f"config.json: eos_token_id must be a token id or a list of them, not {eos!r}.")
         return cls(
             model_type=model_type,
             vocab_size=d["vocab_size"],
@@ -80,19 +91,19 @@ class ModelConfig:
             num_hidden_layers=d["num_hidden_layers"],
             num_attention_heads=heads,
             num_key_value_heads=kv_heads,
-            head_dim=d.get("head_dim") or d["hidden_size"] // heads,
+            head_dim=head_dim,
             max_position_embeddings=d["max_position_embeddings"],
             rms_norm_eps=d["rms_norm_eps"],
             rope_theta=theta,
             rope_scaling=scaling,
-            tie_word_embeddings=d.get("tie_word_embeddings", False),
+            tie_word_embeddings=tie,
             attention_bias=model_type == "qwen2" or (model_type != "mistral" and d.get("attention_bias", False)),
             attention_output_bias=model_type in ("llama", "qwen3") and d.get("attention_bias", False),
             mlp_bias=model_type == "llama" and d.get("mlp_bias", False),
             qk_norm=model_type == "qwen3",
             sliding_window=_sliding_window(model_type, d),
             bos_token_id=d.get("bos_token_id"),
-            eos_token_ids=tuple(eos) if isinstance(eos, list) else (() if eos is None else (eos,)),
+            eos_token_ids=tuple(eos_ids),
             dtype=str(d.get("dtype") or d.get("torch_dtype") or "float32"),
             raw=d,
         )
@@ -137,8 +148,12 @@ def _rope_settings(d: dict) -> tuple[float, dict | None]:
     Older files have a top-level `rope_theta` and `rope_scaling: {"type" | "rope_type": ...}`; transformers 5 writes
     `rope_parameters: {"rope_theta": ..., "rope_type": ...}`. Both end up as (theta, scaling-or-None).
     """
-    params = dict(d.get("rope_parameters") or d.get("rope_scaling") or {})
-    theta = float(params.pop("rope_theta", d.get("rope_theta", 10000.0)))
+    field = "rope_parameters" if d.get("rope_parameters") else "rope_scaling"
+    params = d.get(field) or {}
+    if not isinstance(params, dict):
+        raise ModelError(f"config.json: {field} must be an object of settings, not {params!r}.")
+    params = dict(params)
+    theta = _positive_number(params.pop("rope_theta", d.get("rope_theta", 10000.0)), "rope_theta")
     rope_type = params.pop("rope_type", None) or params.pop("type", None) or "default"
     params.pop("type", None)
     if rope_type not in SUPPORTED_ROPE_TYPES:
@@ -147,13 +162,28 @@ def _rope_settings(d: dict) -> tuple[float, dict | None]:
         raise ModelError("partial_rotary_factor < 1 is not supported: this decoder rotates the whole head.")
     if rope_type == "default":
         return theta, None
+    # What model/rope.py reads for each scaling, checked here so that a bad value is named instead of failing there.
+    needed = {"linear": ("factor",),
+              "llama3": ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")}
+    for key in needed[rope_type]:
+        params[key] = _positive_number(params.get(key), f"{field}.{key}")
     return theta, {"rope_type": rope_type, **params}
+
+
+def _positive_number(value, name: str) -> float:
+    """A finite number above 0 (a bool, a string, NaN or 0 would make every rotation angle nonsense)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ModelError(f"config.json: {name} must be a positive number, not {value!r}.")
+    return float(value)
 
 
 def _sliding_window(model_type: str, d: dict) -> int | None:
     """Mistral applies `sliding_window` to every layer; Qwen applies it only with `use_sliding_window`, per layer."""
     if model_type == "mistral":
-        return d.get("sliding_window")
+        window = d.get("sliding_window")
+        if window is not None and (type(window) is not int or window <= 0):
+            raise ModelError(f"config.json: sliding_window must be a positive integer or null, not {window!r}.")
+        return window
     if d.get("use_sliding_window"):
         raise ModelError(
             "use_sliding_window with Qwen's per-layer windows is not supported; released Qwen2/2.5/3 checkpoints "

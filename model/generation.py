@@ -1,5 +1,6 @@
 """Autoregressive generation with a KV cache: the prompt goes through once, then one token per step."""
 
+import math
 from numbers import Integral
 
 import torch
@@ -53,11 +54,11 @@ def generate(
 def _check_settings(max_new_tokens, temperature, top_k, top_p) -> None:
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, Integral) or max_new_tokens < 0:
         raise ModelError(f"max_new_tokens must be a whole number, 0 or more, not {max_new_tokens!r}.")
-    if temperature < 0:
-        raise ModelError("temperature must be 0 (greedy) or more.")
+    if not math.isfinite(temperature) or temperature < 0:
+        raise ModelError(f"temperature must be 0 (greedy) or a positive number, not {temperature!r}.")
     if top_k is not None and top_k < 1:
         raise ModelError(f"top_k must be 1 or more (or None to keep every token), not {top_k!r}.")
-    if top_p is not None and not 0 < top_p <= 1:
+    if top_p is not None and not 0 < top_p <= 1:  # NaN fails this too
         raise ModelError(f"top_p must be in (0, 1] (or None to keep every token), not {top_p!r}.")
 
 

@@ -77,6 +77,11 @@ def weight_files(folder: Path) -> list[Path]:
         except (ValueError, KeyError, TypeError, AttributeError) as e:  # not JSON, no weight_map, or the wrong shape
             raise ModelError(f"{index.name} is not a valid shard index ({type(e).__name__}: {e}): download it "
                              "again.") from None
+        # By name, not by resolving: in the Hugging Face cache every shard is a symlink into a blobs/ folder.
+        outside = [s for s in shards if not isinstance(s, str) or Path(s).is_absolute() or ".." in Path(s).parts]
+        if outside:
+            raise ModelError(f"{index.name} names shards outside the checkpoint folder "
+                             f"({', '.join(map(repr, outside))}): a shard must be a file in the folder itself.")
         missing = [s for s in shards if not (folder / s).is_file()]
         if missing:
             raise ModelError(f"The shard index names {', '.join(missing)}, which is not in {folder}.")

@@ -23,10 +23,14 @@ def resolve_source(source: str | Path, *, revision=None, token=None, progress=No
         raise ModelError("No model given: name a bundled model, a local folder or a Hub repo id.")
     if text in bundled_models():
         return BUNDLED_DIR / text
-    path = Path(text).expanduser()
-    if path.is_dir():
+    try:
+        path = Path(text).expanduser()
+        is_dir, exists = path.is_dir(), path.exists()
+    except (RuntimeError, OSError):  # "~nosuchuser/x", a name longer than the file system allows, ...
+        raise ModelError(f"{text!r} cannot be read as a folder on this server.") from None
+    if is_dir:
         return path
-    if path.exists():
+    if exists:
         raise ModelError(f"{text} is a file; give the folder that holds config.json and the weights.")
     if _REPO_ID.match(text) and not text.startswith((".", "/", "~")):
         return download_snapshot(text, revision=revision, token=token, progress=progress)

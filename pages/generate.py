@@ -5,7 +5,7 @@ from html import escape
 import streamlit as st
 import torch
 
-from explorer.app_state import current
+from explorer.app_state import as_text, current
 from explorer.compute import COMPUTE
 from model import ModelError
 
@@ -61,7 +61,7 @@ if col_generate.button("Generate", type="primary", key="generate"):
             full = session.model.generate(torch.tensor([prompt_ids]), int(max_new_tokens),
                                           **(settings if sampling else {}))
     except ModelError as e:
-        st.error(f"Generation failed: {e}")
+        st.error(f"Generation failed: {as_text(str(e))}")
         st.stop()
     st.session_state["generated"] = {"prompt": session.prompt, "choice": session.choice, "ids": full[0].tolist()}
     st.rerun()  # so that this page, like every other, reads the new sequence through current()
@@ -81,11 +81,11 @@ if has_continuation:
     new_ids = session.ids[session.prompt_length:]
     prompt_text, continuation_text = prompt_and_continuation(session.ids, session.prompt_length)
     st.subheader("Prompt and continuation")
-    st.markdown(
+    # st.html, not st.markdown: the text is shown as typed, its Markdown (a link, an image) never rendered.
+    st.html(
         '<div style="white-space: pre-wrap; line-height: 1.7; padding: 0.75rem 1rem; border: 1px solid #dee2e6; '
         f'border-radius: 0.5rem">{escape(prompt_text)}<mark style="background: #d0ebff; padding: 0.1rem 0">'
-        f"{escape(continuation_text)}</mark></div>",
-        unsafe_allow_html=True,
+        f"{escape(continuation_text)}</mark></div>"
     )
     stopped = " It stopped at the end-of-sequence token." if new_ids[-1] in config.eos_token_ids else ""
     st.caption(f"Highlighted: {len(new_ids)} generated tokens after the {session.prompt_length}-token prompt."

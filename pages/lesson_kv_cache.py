@@ -4,7 +4,7 @@ import streamlit as st
 
 from explorer.analysis import lessons as analysis
 from explorer.analysis import model_facts as facts
-from explorer.app_state import current, remember, show
+from explorer.app_state import as_text, current, remember, show
 from explorer.figures import lessons as figures
 from explorer.figures.model import kv_cache_bar
 from explorer.lesson_ui import claim, lesson_title
@@ -88,7 +88,7 @@ st.warning(
     icon=":material/rule:",
 )
 
-st.subheader(f"The loaded model: {session.choice.source}")
+st.subheader(f"The loaded model: {as_text(session.choice.source)}")
 per_value_dtype = config.dtype if config.dtype in facts.BYTES_PER_VALUE else "bfloat16"
 context = config.max_position_embeddings
 rows = facts.kv_cache_variants(config, context, facts.BYTES_PER_VALUE[per_value_dtype])

@@ -4,12 +4,12 @@ import pandas as pd
 import streamlit as st
 
 from explorer.analysis import model_facts as facts
-from explorer.app_state import current, show, show_drawing
+from explorer.app_state import as_text, current, show, show_drawing
 from explorer.figures.model import block_diagram, kv_cache_bar, parameter_bar, top_k_bar
 
 session = current()
 config = session.model.config
-st.title(f"Model: {session.choice.source}")
+st.title(f"Model: {as_text(session.choice.source)}")
 st.markdown(
     "A decoder-only language model turns each token into a vector (the **embedding**), passes those vectors "
     f"through {config.num_hidden_layers} identical **blocks** that each add what attention and an MLP computed "

@@ -6,8 +6,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+import pytest
 from streamlit.testing.v1 import AppTest
 
+from explorer.app_state import as_text
 from explorer.export import figure_csv, figure_html
 from explorer.figures.common import token_heatmap
 
@@ -38,6 +40,26 @@ def test_a_link_to_a_model_that_is_not_bundled_fills_the_custom_source():
     at = app(model="/no/such/folder")
     assert at.session_state["model_choice"] == "Hub repo id or local folder…"
     assert "Could not load" in at.error[0].value and "/no/such/folder" in at.error[0].value
+
+
+@pytest.mark.parametrize("name, value", [("layer", "²"), ("token", "¹"), ("head", "-1"), ("layer", "99999")])
+def test_a_link_with_a_bad_view_number_opens_the_page_anyway(name, value):
+    at = app("pages/attention.py", **{name: value})
+    assert not at.exception
+
+
+def test_markdown_in_a_linked_model_name_stays_text_in_the_error():
+    at = app(model="[Sign in again](https://evil.example/login) ![t](http://evil.example/x.png)")
+    shown = at.error[0].value
+    assert "Could not load" in shown
+    assert "](" not in shown  # every link bracket is escaped: "\\]\\(", which Markdown shows as "]("
+    assert "\\[Sign in again\\]\\(https\u200b\\://evil" in shown and "\\!\\[t\\]" in shown
+
+
+def test_as_text_escapes_every_markdown_character():
+    assert as_text("a_b *c* [d](e) `f` $g$ :red[h] <i> #j") == (
+        "a\\_b \\*c\\* \\[d\\]\\(e\\) \\`f\\` \\$g\\$ \\:red\\[h\\] \\<i\\> \\#j")
+    assert as_text("see https://x.org or www.x.org") == "see https\u200b\\://x\\.org or www\u200b\\.x\\.org"
 
 
 def test_presenter_mode_hides_the_sidebar_and_keeps_the_prompt():

@@ -119,6 +119,35 @@ def test_heads_not_a_multiple_of_kv_heads(folder):
 # --- weights ---
 
 
+@pytest.mark.parametrize("changes, field", [
+    (dict(rope_scaling={"rope_type": "linear", "factor": "2"}), "rope_scaling.factor"),
+    (dict(rope_scaling={"rope_type": "linear"}), "rope_scaling.factor"),
+    (dict(rope_scaling={"rope_type": "llama3", "factor": 8.0}), "rope_scaling.low_freq_factor"),
+    (dict(rope_scaling={"rope_type": "linear", "factor": 0}), "rope_scaling.factor"),
+    (dict(rope_scaling=None, rope_parameters=[1, 2]), "rope_parameters"),
+    (dict(rope_scaling="linear"), "rope_scaling"),
+    (dict(rope_scaling=None, rope_theta="abc"), "rope_theta"),
+    (dict(rope_scaling=None, rope_theta=0), "rope_theta"),
+    (dict(rope_scaling=None, rope_theta=-10000.0), "rope_theta"),
+    (dict(head_dim=7), "head_dim"),
+    (dict(head_dim=None, hidden_size=4, num_attention_heads=8, num_key_value_heads=4), "head_dim"),
+    (dict(tie_word_embeddings="false"), "tie_word_embeddings"),
+    (dict(eos_token_id="</s>"), "eos_token_id"),
+], ids=["factor-string", "no-factor", "llama3-keys-missing", "factor-zero", "parameters-list", "scaling-string",
+        "theta-string", "theta-zero", "theta-negative", "odd-head-dim", "more-heads-than-hidden",
+        "tie-as-string", "eos-string"])
+def test_config_fields_the_decoder_reads_are_checked_and_named(folder, changes, field):
+    # transformers 5 writes rope_parameters; without it the older layout's keys are the ones read
+    edit_config(folder, **{"rope_parameters": None, **changes})
+    raises(lambda: load(folder), "config.json", field)
+
+
+@pytest.mark.parametrize("window", ["4096", 0, -1])
+def test_mistral_sliding_window_must_be_a_positive_integer(folder, window):
+    edit_config(folder, model_type="mistral", sliding_window=window)
+    raises(lambda: load(folder), "sliding_window", "positive integer")
+
+
 def test_no_weights(folder):
     (folder / WEIGHTS).unlink()
     raises(lambda: load(folder), "no weights", "model.safetensors")
@@ -203,6 +232,13 @@ def test_shard_index_naming_a_missing_file(folder):
     raises(lambda: load(folder), "model-00002-of-00002.safetensors", "not in")
 
 
+@pytest.mark.parametrize("shard", ["../../etc/passwd", "/etc/passwd", "sub/../../outside.safetensors"])
+def test_shard_index_cannot_name_a_file_outside_the_folder(folder, shard):
+    index = {"weight_map": {"model.norm.weight": shard}}
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+    raises(lambda: load(folder), "outside the checkpoint folder", shard)
+
+
 # --- tokenizer ---
 
 
@@ -227,6 +263,11 @@ def test_local_path_that_does_not_exist(tmp_path):
     missing = tmp_path / "no-such-model"
     for loader in (load_model, load_tokenizer):
         raises(lambda loader=loader: loader(missing), str(missing), "neither a bundled model", "existing folder")
+
+
+@pytest.mark.parametrize("source", ["~nosuchuser-mbe/x", "x" * 300], ids=["unknown-home", "name-too-long"])
+def test_a_path_that_cannot_be_looked_at(source):
+    raises(lambda: load_model(source), "cannot be read as a folder")
 
 
 def test_a_file_instead_of_a_folder(folder):

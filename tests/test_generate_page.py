@@ -1,5 +1,7 @@
 """Generate page: the continuation is the model's, is kept for every page, only re-runs on the button, and clears."""
 
+from html import escape
+
 import torch
 
 from explorer.analysis.logit_lens import MAX_POSITIONS_PER_VIEW
@@ -26,8 +28,8 @@ def test_generate_then_every_page_sees_the_continuation_then_clear():
     prompt = at.session_state["prompt"]
     assert generated["prompt"] == prompt and generated["choice"].source == "stories260K"
     assert generated["ids"] == greedy_reference(prompt, 40)  # temperature 0: the greedy continuation
-    shown = next(m.value for m in at.markdown if "<mark" in m.value)
-    assert shown.startswith('<div') and prompt[:20] in shown
+    (shown,) = html_bodies(at)
+    assert shown.startswith('<div') and "<mark" in shown and escape(prompt[:20]) in shown
     assert any(f"{len(generated['ids'])} tokens" in c.value for c in at.caption)
 
     # A widget change re-runs the page but not the model: the continuation stays the greedy one.
@@ -52,7 +54,22 @@ def test_generate_then_every_page_sees_the_continuation_then_clear():
     at.button(key="clear_generated").click()
     at.run()
     assert not at.exception and "generated" not in at.session_state
-    assert not any("<mark" in m.value for m in at.markdown)
+    assert not html_bodies(at)
+
+
+def html_bodies(at) -> list[str]:
+    """The HTML of the page's st.html elements (the prompt and continuation box)."""
+    return [element.proto.body for element in at.get("html")]
+
+
+def test_a_prompt_with_markdown_shows_as_typed():
+    at = open_page("pages/generate.py")
+    at.text_area(key="prompt").set_value("See [click me](https://example.com) ![t](http://example.com/x.png) now").run()
+    at.number_input(key="view.generate.max_new_tokens").set_value(3)
+    at.button(key="generate").click().run()
+    assert not at.exception and not at.error
+    (shown,) = html_bodies(at)
+    assert "[click me](https://example.com)" in shown and "<a " not in shown and "<img" not in shown
 
 
 def test_sampling_is_repeatable_with_a_seed_and_capped_by_the_context():
