@@ -10,6 +10,7 @@ import base64
 import html
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from urllib.parse import urlparse
 
 import streamlit as st
@@ -63,8 +64,10 @@ class Session:
     ids: list[int]
     prompt_length: int  # len(ids) unless a generated continuation follows the prompt
 
-    @property
+    @cached_property
     def tokens(self) -> list[str]:
+        """The ids as readable tokens, made once per run: a page may index this list thousands of times (a
+        selectbox's labels), and converting the whole prompt each time made the Logit lens take minutes at 8k."""
         return self.tokenizer.tokens(self.ids)
 
     def trace(self, edits: Edits | None = None) -> PromptTrace:
