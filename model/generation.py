@@ -1,6 +1,7 @@
 """Autoregressive generation with a KV cache: the prompt goes through once, then one token per step."""
 
 import math
+from collections.abc import Callable
 from numbers import Integral
 
 import torch
@@ -19,9 +20,13 @@ def generate(
     top_k: int | None = None,
     top_p: float | None = None,
     seed: int | None = None,
+    on_token: Callable[[torch.Tensor], None] | None = None,
 ) -> torch.Tensor:
     """Prompt + new tokens (B, T + n). Temperature 0 is greedy. Stops early once every row has produced EOS;
-    rows that finish first are padded with EOS."""
+    rows that finish first are padded with EOS.
+
+    on_token(tokens so far, (B, T + k)) is called after each new token: to show the text as it grows, or to stop
+    generating by raising (an app's rerun does)."""
     _check_settings(max_new_tokens, temperature, top_k, top_p)
     if not isinstance(input_ids, torch.Tensor):
         raise ModelError(f"input_ids must be a LongTensor of shape (batch, tokens), not a {type(input_ids).__name__}.")
@@ -45,6 +50,8 @@ def generate(
             next_token = torch.where(done, eos[0], next_token)
             done |= torch.isin(next_token, eos)
         tokens = torch.cat([tokens, next_token[:, None]], dim=1)
+        if on_token is not None:
+            on_token(tokens)
         if bool(done.all()) or step == max_new_tokens - 1:
             break
         logits = model(next_token[:, None], kv_cache=cache, start=tokens.shape[1] - 1, logits_to_keep=1)[:, -1]

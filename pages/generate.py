@@ -12,7 +12,28 @@ from model import ModelError
 session = current()
 config = session.model.config
 prompt_ids = session.ids[: session.prompt_length]
-room = config.max_position_embeddings - len(prompt_ids)
+# One press generates at most MAX_NEW_TOKENS: a shared server's compute queue is not held for minutes, nor a KV cache
+# for the whole context allocated (40,940 tokens of Qwen3-0.6B's context: 9 GB).
+MAX_NEW_TOKENS = 512
+context_room = config.max_position_embeddings - len(prompt_ids)
+room = min(context_room, MAX_NEW_TOKENS)
+
+
+def text_box(prompt_text: str, continuation_text: str) -> str:
+    """The prompt, then the continuation highlighted, as HTML for st.html: the text is shown as typed, its Markdown
+    (a link, an image) never rendered."""
+    return ('<div style="white-space: pre-wrap; line-height: 1.7; padding: 0.75rem 1rem; border: 1px solid #dee2e6; '
+            f'border-radius: 0.5rem">{escape(prompt_text)}<mark style="background: #d0ebff; padding: 0.1rem 0">'
+            f"{escape(continuation_text)}</mark></div>")
+
+
+def prompt_and_continuation(ids: list[int], prompt_length: int) -> tuple[str, str]:
+    """The decoded prompt and the text the new tokens add to it (decoding the whole keeps spacing right)."""
+    prompt_text, full_text = session.tokenizer.decode(ids[:prompt_length]), session.tokenizer.decode(ids)
+    if full_text.startswith(prompt_text):
+        return prompt_text, full_text[len(prompt_text):]
+    return prompt_text, session.tokenizer.decode(ids[prompt_length:])
+
 
 st.title("Generate")
 st.markdown(
@@ -41,7 +62,8 @@ st.session_state["view.generate.top_k"] = min(st.session_state["view.generate.to
 col_tokens, col_temperature, col_top_k, col_top_p, col_seed = st.columns(5)
 max_new_tokens = col_tokens.number_input("New tokens (at most)", min_value=1, max_value=room,
                                          key="view.generate.max_new_tokens",
-                                         help=f"At most {room:,}: the context length minus the prompt's tokens.")
+                                         help=f"At most {room:,}: {MAX_NEW_TOKENS} per press, and no more than "
+                                              f"the context has room for ({context_room:,} tokens).")
 temperature = col_temperature.slider("Temperature", 0.0, 2.0, step=0.05, key="view.generate.temperature",
                                      help="0 = greedy: always the most likely token.")
 sampling = temperature > 0
@@ -56,9 +78,16 @@ has_continuation = len(session.ids) > session.prompt_length
 col_generate, col_clear, _ = st.columns([1, 1, 4])
 if col_generate.button("Generate", type="primary", key="generate"):
     settings = dict(temperature=temperature, top_k=top_k or None, top_p=top_p if top_p < 1 else None, seed=seed)
+    live = st.empty()
+
+    def show_so_far(tokens: torch.Tensor) -> None:
+        # Each new token redraws the text. A press elsewhere on the page reruns the script, and Streamlit then
+        # raises inside this call: generation stops there and the compute queue is freed.
+        live.html(text_box(*prompt_and_continuation(tokens[0].tolist(), len(prompt_ids))))
+
     try:
         with st.spinner(f"Generating up to {max_new_tokens} tokens…"), COMPUTE.slot():
-            full = session.model.generate(torch.tensor([prompt_ids]), int(max_new_tokens),
+            full = session.model.generate(torch.tensor([prompt_ids]), int(max_new_tokens), on_token=show_so_far,
                                           **(settings if sampling else {}))
     except ModelError as e:
         st.error(f"Generation failed: {as_text(str(e))}")
@@ -69,24 +98,11 @@ col_clear.button("Clear continuation", key="clear_generated", disabled=not has_c
                  on_click=lambda: st.session_state.pop("generated", None))
 
 
-def prompt_and_continuation(ids: list[int], prompt_length: int) -> tuple[str, str]:
-    """The decoded prompt and the text the new tokens add to it (decoding the whole keeps spacing right)."""
-    prompt_text, full_text = session.tokenizer.decode(ids[:prompt_length]), session.tokenizer.decode(ids)
-    if full_text.startswith(prompt_text):
-        return prompt_text, full_text[len(prompt_text):]
-    return prompt_text, session.tokenizer.decode(ids[prompt_length:])
-
-
 if has_continuation:
     new_ids = session.ids[session.prompt_length:]
     prompt_text, continuation_text = prompt_and_continuation(session.ids, session.prompt_length)
     st.subheader("Prompt and continuation")
-    # st.html, not st.markdown: the text is shown as typed, its Markdown (a link, an image) never rendered.
-    st.html(
-        '<div style="white-space: pre-wrap; line-height: 1.7; padding: 0.75rem 1rem; border: 1px solid #dee2e6; '
-        f'border-radius: 0.5rem">{escape(prompt_text)}<mark style="background: #d0ebff; padding: 0.1rem 0">'
-        f"{escape(continuation_text)}</mark></div>"
-    )
+    st.html(text_box(prompt_text, continuation_text))
     stopped = " It stopped at the end-of-sequence token." if new_ids[-1] in config.eos_token_ids else ""
     st.caption(f"Highlighted: {len(new_ids)} generated tokens after the {session.prompt_length}-token prompt."
                f"{stopped} Every page now inspects these {len(session.ids)} tokens.")

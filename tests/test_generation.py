@@ -107,6 +107,24 @@ def test_stories260k_greedy_text():
     assert tokenizer.decode(out[0].tolist()) == expected
 
 
+def test_on_token_sees_every_step_and_can_stop_generation():
+    model = load_model("stories260K", device="cpu")
+    seen = []
+    out = model.generate(torch.tensor([[1]]), 12, on_token=lambda tokens: seen.append(tokens.clone()))
+    assert [t.shape[1] for t in seen] == list(range(2, 14))  # one call per new token, the tokens so far
+    assert torch.equal(seen[-1], out)
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_five(tokens):
+        if tokens.shape[1] == 5:
+            raise Stop  # what a Streamlit rerun does inside the page's callback
+
+    with pytest.raises(Stop):
+        model.generate(torch.tensor([[1]]), 12, on_token=stop_at_five)
+
+
 # --- (d) sampling ---
 
 
