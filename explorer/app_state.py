@@ -81,6 +81,12 @@ def trace_model(choice: ModelChoice, model: Decoder, tokenizer: Tokenizer, ids: 
     result = prompt_trace(model, tokenizer, ids, edits)
     with st.spinner("Running the model…"):
         result.base()
+    broken = result.first_nonfinite()
+    if broken:
+        st.warning(f"This forward produced values that are not finite numbers (NaN or ±∞), first at `{broken}`: "
+                   "charts leave them out as gaps, and everything after that point is meaningless. The weights may "
+                   "be broken, or the dtype too small for them (float16 overflows past 65,504): try float32.",
+                   icon=":material/warning:")
     label = choice.source + (f" with {edits}" if edits else "")
     st.session_state.setdefault(PAGE_TRACES, {})[label] = result
     return result

@@ -153,6 +153,20 @@ class PromptTrace:
         self.base()
         return self._last_logits
 
+    def first_nonfinite(self) -> str | None:
+        """The first name, in forward order, where the base forward produced NaN or ±inf (None when it did not):
+        broken weights or a dtype that overflows show as gaps in every chart, and this says where they began."""
+        tensors, logits = self.base().tensors, self.last_logits  # outside memo(), which holds this trace's lock
+
+        def find() -> str | None:
+            last = self.config.num_hidden_layers - 1
+            order = ["embed", *(f"layers.{i}.resid_pre" for i in range(last + 1)), f"layers.{last}.resid_post",
+                     "norm.out"]
+            first = next((name for name in order if not torch.isfinite(tensors[name]).all()), None)
+            return first or (None if torch.isfinite(logits).all() else "logits")
+
+        return self.memo("first_nonfinite", find)
+
     def logits_at(self, positions) -> torch.Tensor:
         """(1, P, V) float32 logits at the given positions only: the LM head on the final norm's output there."""
         positions = list(positions)

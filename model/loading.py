@@ -23,10 +23,11 @@ def load_model(source: str | Path, *, device=None, dtype=None, revision=None, to
     device = pick_device(device)
     dtype = pick_dtype(dtype, config, device)
 
+    weights = read_weights(folder, device, dtype)
+    check_layer_count(config, weights)  # before building: a config claiming a million layers would take an hour
     # Parameters on the meta device take no memory; the loaded tensors are then assigned in their place.
     with torch.device("meta"):
         model = Decoder(config)
-    weights = read_weights(folder, device, dtype)
     check_weights(model, weights)
     if config.tie_word_embeddings:
         weights["lm_head.weight"] = weights["embed_tokens.weight"]
@@ -111,6 +112,14 @@ def read_weights(folder: Path, device: torch.device, dtype: torch.dtype) -> dict
             raise ModelError(f"{path.name} is not a readable safetensors file ({e}); it may be truncated or "
                              "corrupt: download it again.") from None
     return weights
+
+
+def check_layer_count(config: ModelConfig, weights: dict[str, torch.Tensor]) -> None:
+    """The weights hold exactly layers 0 .. num_hidden_layers - 1."""
+    stored = {int(name.split(".")[1]) for name in weights if name.startswith("layers.") and name.split(".")[1].isdigit()}
+    if stored != set(range(config.num_hidden_layers)):
+        raise ModelError(f"config.json says num_hidden_layers = {config.num_hidden_layers:,}, but the weights hold "
+                         f"{len(stored):,} layers: config.json and the weights do not belong together.")
 
 
 def check_weights(model: Decoder, weights: dict[str, torch.Tensor]) -> None:

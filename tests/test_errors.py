@@ -14,6 +14,8 @@ from safetensors.torch import load_file, save_file
 from model import SUPPORTED_MODEL_TYPES, ModelError, load_model, load_tokenizer
 from model.sources import BUNDLED_DIR
 
+from .apptest_helpers import open_page
+
 VARIANT = "llama-gqa-llama3"  # vocab 128, context 128
 WEIGHTS = "model.safetensors"
 
@@ -146,6 +148,12 @@ def test_config_fields_the_decoder_reads_are_checked_and_named(folder, changes, 
 def test_mistral_sliding_window_must_be_a_positive_integer(folder, window):
     edit_config(folder, model_type="mistral", sliding_window=window)
     raises(lambda: load(folder), "sliding_window", "positive integer")
+
+
+@pytest.mark.parametrize("layers", [1, 1_000_000])
+def test_a_layer_count_the_weights_do_not_have_is_refused_before_building(folder, layers):
+    edit_config(folder, num_hidden_layers=layers)
+    raises(lambda: load(folder), f"num_hidden_layers = {layers:,}", "weights hold 2 layers")
 
 
 def test_no_weights(folder):
@@ -352,3 +360,13 @@ def test_input_ids_that_are_not_a_tensor(model):
 def test_bad_generation_settings(model, settings, words):
     settings = {"max_new_tokens": 3, **settings}
     raises(lambda: model.generate(torch.tensor([[1, 2, 3]]), **settings), *words)
+
+
+@pytest.mark.parametrize("page", ["model", "attention", "rope", "norms", "swiglu", "logit_lens"])
+def test_a_page_says_where_a_forward_stopped_being_finite(tiny_folder, tmp_path, page):
+    folder = shutil.copytree(tiny_folder(VARIANT), tmp_path / "inf")
+    edit_weights(folder, lambda t: t["model.layers.1.mlp.down_proj.weight"].fill_(float("inf")))
+    at = open_page(f"pages/{page}.py", folder)
+    assert not at.exception
+    (warning,) = [w.value for w in at.warning if "not finite" in w.value]
+    assert "`layers.1.resid_post`" in warning  # the last layer's output: layer 1 is this model's last

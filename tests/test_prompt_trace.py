@@ -287,3 +287,11 @@ def test_a_download_holds_no_compute_slot_and_a_failed_load_leaves_nothing_behin
     with pytest.raises(ModelError):
         cache.get(serving.ModelChoice("/no/such/folder", "cpu", "auto"))
     assert not cache._loading
+
+
+def test_first_nonfinite_names_where_nan_weights_begin(tiny):
+    model, broken = tiny("llama-gqa-llama3"), tiny("llama-gqa-llama3")  # two separate loads
+    ids = ids_of(model)
+    assert PromptTrace(model, ids).first_nonfinite() is None
+    broken.layers[0].mlp.down_proj.weight[0, 0] = float("nan")
+    assert PromptTrace(broken, ids).first_nonfinite() == "layers.1.resid_pre"  # layer 0's output

@@ -72,9 +72,12 @@ def massive_activation_chart(depth_labels: list[str], top: np.ndarray, median: n
                    marker_color="#1f77b4", hovertemplate="%{x}<br>median |activation| %{y:.4g}<extra></extra>"),
     ])
     fig.update_xaxes(title_text="residual stream at")
-    ticks = log_ticks(min(median.min(), top.min()), top.max())
-    fig.update_yaxes(title_text="|activation| (log scale)", type="log", tickvals=ticks,
-                     ticktext=[f"{v:g}" for v in ticks])
+    fig.update_yaxes(title_text="|activation| (log scale)", type="log")
+    shown = np.concatenate([median, top])
+    shown = shown[np.isfinite(shown) & (shown > 0)]  # a broken forward's NaN/inf have no place on a log axis
+    if shown.size:
+        ticks = log_ticks(shown.min(), shown.max())
+        fig.update_yaxes(tickvals=ticks, ticktext=[f"{v:g}" for v in ticks])
     fig.update_layout(legend=dict(orientation="h", y=1.02, yanchor="bottom", x=1, xanchor="right"))
     return style(fig, title="Largest |activation| per depth (bar label: × the median)", height=420)
 
