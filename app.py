@@ -12,9 +12,10 @@ from pathlib import Path
 import streamlit as st
 from streamlit.logger import get_logger
 
-from explorer.app_state import DEEP_LINK, PAGE_TRACES, PRESENTER, ROUTER_RAN, export_traces, report_queue
+from explorer.app_state import (DEEP_LINK, PAGE_TRACES, PRESENTER, ROUTER_RAN, as_text, export_traces,
+                                report_queue)
 from explorer.serving import EXAMPLE_PROMPTS, devices, warm_up
-from model import DEFAULT_MODEL, bundled_models
+from model import DEFAULT_MODEL, ModelError, bundled_models
 
 
 @asynccontextmanager
@@ -33,7 +34,18 @@ def warm_up_server() -> None:
     get_logger(__name__).info("Warm: the default model and prompt are ready (%.1f s).", time.perf_counter() - started)
 
 
-app = st.App(Path(__file__).name, lifespan=warm_start)
+def explain_script_error(error: Exception) -> bool:
+    """The page boundary: an error no page caught is shown as one plain sentence, never as a traceback that would
+    show server paths to every visitor (Streamlit has already logged it, with its traceback, on the server)."""
+    if isinstance(error, ModelError):  # written for the reader: say it
+        st.error(as_text(str(error)))
+    else:
+        st.error(f"Something went wrong on this page ({type(error).__name__}); the server's log has the details. "
+                 "Another prompt or model, or reloading the page, usually gets past it.", icon=":material/error:")
+    return True  # and no traceback
+
+
+app = st.App(Path(__file__).name, lifespan=warm_start, on_script_error=explain_script_error)
 
 OTHER_SOURCE = "Hub repo id or local folder…"
 # Query parameters a shared link carries; layer, head and token go to the page's own "view.<page>.<name>" control.

@@ -95,3 +95,17 @@ def test_figure_csv_of_bars_and_standalone_html():
     page = figure_html(fig)
     assert "<html>" in page and len(page) > 1_000_000  # plotly.js itself is inlined: it opens offline
     assert '<script src="https://cdn.plot.ly' not in page
+
+
+def test_an_uncaught_error_is_one_plain_sentence_without_a_traceback():
+    def page():  # AppTest runs this function's body as a script of its own
+        from app import explain_script_error
+        from model import ModelError
+
+        explain_script_error(KeyError("/srv/secret/path"))
+        explain_script_error(ModelError("The prompt is empty: type some text in the sidebar."))
+
+    at = AppTest.from_function(page).run()
+    unexpected, model_error = (e.value for e in at.error)
+    assert "Something went wrong on this page (KeyError)" in unexpected and "/srv" not in unexpected
+    assert model_error == "The prompt is empty\\: type some text in the sidebar\\."
