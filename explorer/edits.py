@@ -10,7 +10,7 @@ from typing import Literal
 
 import torch
 
-from model import ModelConfig
+from model import ModelConfig, ModelError
 from model.rope import inv_freq_scaled
 
 
@@ -43,8 +43,34 @@ class Edits:
         scaling = config.rope_scaling if self.rope_scaling == "model" else self.rope_scaling
         return inv_freq_scaled(config.head_dim, theta, scaling).to(inv_freq.device)
 
+    def check(self, config: ModelConfig) -> None:
+        """Raise ModelError, naming the edit, for a layer, head or neuron this model does not have, or a RoPE
+        setting it cannot rotate with: such an edit would otherwise be ignored without a word, or fail in torch."""
+        layers = range(config.num_hidden_layers)
+
+        def within(what: str, values, valid: range) -> None:
+            wrong = [v for v in values if v not in valid]
+            if wrong:
+                raise ModelError(f"This edit names {what} {wrong[0]!r}, but the model has {what}s "
+                                 f"{valid.start}–{valid.stop - 1}.")
+
+        within("layer", [*self.ablate_heads, *self.zero_neurons, *self.qk_norm_off, *self.qk_norm_add], layers)
+        for heads in self.ablate_heads.values():
+            within("query head", heads, range(config.num_attention_heads))
+        for neurons in self.zero_neurons.values():
+            within("MLP neuron", neurons, range(config.intermediate_size))
+        if self.rope_theta is not None or self.rope_scaling != "model":
+            theta = config.rope_theta if self.rope_theta is None else self.rope_theta
+            scaling = config.rope_scaling if self.rope_scaling == "model" else self.rope_scaling
+            try:  # the same checks as a config.json's RoPE settings
+                ModelConfig.from_dict({**config.raw, "rope_parameters": None, "rope_theta": theta,
+                                       "rope_scaling": scaling})
+            except ModelError as e:
+                raise ModelError(f"This RoPE edit: {str(e).removeprefix('config.json: ')}") from None
+
     def functions(self, config: ModelConfig) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
         """{capture name: function} for every edit that acts on a captured quantity."""
+        self.check(config)
         fns: dict[str, list[Callable]] = {}
         for layer, heads in self.ablate_heads.items():
             fns.setdefault(f"layers.{layer}.self_attn.z", []).append(_ablate(heads, self.ablation))

@@ -117,6 +117,10 @@ class ModelConfig:
             d = json.loads(path.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as e:  # binary junk fails before the JSON parser sees it
             raise ModelError(f"{path} is not valid JSON ({e}): download or write it again.") from None
+        except RecursionError:  # e.g. 10,000 nested lists: no config is shaped like that
+            raise ModelError(f"{path} nests too deeply to be a model config.") from None
+        except OSError as e:  # unreadable: permissions, a folder of that name, ...
+            raise ModelError(f"{path} cannot be read ({e.strerror or type(e).__name__}).") from None
         return cls.from_dict(d)
 
 

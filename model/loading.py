@@ -108,6 +108,8 @@ def read_weights(folder: Path, device: torch.device, dtype: torch.dtype) -> dict
             with safe_open(path, framework="pt", device=str(device)) as f:
                 for key in f.keys():
                     weights[key.removeprefix("model.")] = f.get_tensor(key).to(dtype)
+        except PermissionError:
+            raise ModelError(f"{path.name} cannot be read: this server has no permission to open it.") from None
         except (SafetensorError, OSError) as e:
             raise ModelError(f"{path.name} is not a readable safetensors file ({e}); it may be truncated or "
                              "corrupt: download it again.") from None

@@ -96,6 +96,29 @@ def test_config_json_that_is_not_json(folder, content):
     raises(lambda: load(folder), "config.json", "not valid JSON")
 
 
+def test_config_json_nested_too_deeply(folder):
+    (folder / "config.json").write_text("[" * 100_000 + "]" * 100_000)
+    raises(lambda: load(folder), "config.json", "nests too deeply")
+
+
+def test_config_json_that_cannot_be_read(folder, monkeypatch):
+    def denied(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(type(folder), "read_text", denied)
+    raises(lambda: load(folder), "config.json", "cannot be read", "permission denied")
+
+
+def test_weights_that_cannot_be_read(folder, monkeypatch):
+    import model.loading
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(model.loading, "safe_open", denied)
+    raises(lambda: load(folder), WEIGHTS, "no permission")
+
+
 def test_config_json_that_is_not_an_object(folder):
     (folder / "config.json").write_text("[1, 2, 3]")
     raises(lambda: load(folder), "config.json", "JSON object", "list")

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 import explorer
 from explorer import Edits, capture_names, estimate_bytes, selector, shape_of, trace
-from model import load_model
+from model import ModelError, load_model
 from tests.conftest import random_ids
 
 REFERENCE_VARIANTS = ["llama-gqa-llama3", "qwen2-bias", "qwen3-qknorm"]
@@ -344,3 +344,20 @@ def test_rope_scaling_edit_replaces_or_removes_the_models_scaling(tiny_checkpoin
     linear = trace(ours, ids, capture=["rope.inv_freq"], edits=Edits(rope_scaling={"rope_type": "linear", "factor": 4.0}))
     torch.testing.assert_close(linear["rope.inv_freq"], clean["rope.inv_freq_unscaled"] / 4, **ATOL)
     assert not torch.allclose(unscaled["logits"], clean["logits"])
+
+
+@pytest.mark.parametrize("edits, words", [
+    (Edits(ablate_heads={99: (0,)}), ["layer 99", "layers 0–1"]),
+    (Edits(ablate_heads={0: (4,)}), ["query head 4", "0–3"]),
+    (Edits(zero_neurons={1: (-1,)}), ["MLP neuron -1"]),
+    (Edits(qk_norm_add=frozenset({2})), ["layer 2"]),
+    (Edits(rope_scaling={"rope_type": "yarn", "factor": 4.0}), ["RoPE edit", "'yarn' is not supported"]),
+    (Edits(rope_theta=0.0), ["RoPE edit", "rope_theta must be a positive number"]),
+    (Edits(rope_scaling={"rope_type": "llama3", "factor": 8.0}), ["RoPE edit", "low_freq_factor"]),
+], ids=["layer", "head", "neuron", "qk-norm-layer", "yarn", "theta-zero", "llama3-incomplete"])
+def test_an_edit_the_model_cannot_take_is_refused_by_name(tiny_checkpoint, edits, words):
+    model = load_model(tiny_checkpoint("llama-gqa-llama3")[0], device="cpu")  # 2 layers, 4 query heads
+    with pytest.raises(ModelError) as info:
+        trace(model, random_ids(model.config.vocab_size, batch=1, tokens=4), capture="logits", edits=edits)
+    for word in words:
+        assert word in str(info.value)
