@@ -1,6 +1,7 @@
 """Build a Decoder from a Hugging Face model folder: strict, safetensors-only, one copy of the weights in memory."""
 
 import json
+import math
 from pathlib import Path
 
 import torch
@@ -100,9 +101,43 @@ def weight_files(folder: Path) -> list[Path]:
     raise ModelError(f"No weights in {folder}: expected model.safetensors (or shards with an index).")
 
 
+def available_memory() -> int | None:
+    """Bytes this machine can still give a process (Linux's MemAvailable), or None where that is not known."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def check_memory(files: list[Path], dtype: torch.dtype, device: torch.device) -> None:
+    """Refuse, before reading anything, weights that cannot fit in this machine's free memory once converted to
+    `dtype`: running out would get the whole server killed, every session with it."""
+    if device.type != "cpu":
+        return  # a GPU's own memory: torch reports running out of it as an error, not a killed process
+    available = available_memory()
+    if available is None:
+        return
+    needed = 0
+    for path in files:
+        try:
+            with safe_open(path, framework="pt") as f:
+                for key in f.keys():
+                    needed += math.prod(f.get_slice(key).get_shape())
+        except (SafetensorError, OSError):
+            return  # read_weights says what is wrong with the file
+    needed *= torch.empty((), dtype=dtype).element_size()
+    if needed > available:
+        raise ModelError(f"These weights need {needed / 2**30:.1f} GiB in {str(dtype).removeprefix('torch.')}, and this "
+                         f"machine has {available / 2**30:.1f} GiB free: choose a smaller model, or a GPU.")
+
+
 def read_weights(folder: Path, device: torch.device, dtype: torch.dtype) -> dict[str, torch.Tensor]:
     """All tensors, renamed to the Decoder's parameter names, on `device` in `dtype`, converted one at a time."""
     weights = {}
+    check_memory(weight_files(folder), dtype, device)
     for path in weight_files(folder):
         try:
             with safe_open(path, framework="pt", device=str(device)) as f:

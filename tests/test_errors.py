@@ -179,6 +179,15 @@ def test_a_layer_count_the_weights_do_not_have_is_refused_before_building(folder
     raises(lambda: load(folder), f"num_hidden_layers = {layers:,}", "weights hold 2 layers")
 
 
+def test_weights_larger_than_free_memory_are_refused_before_reading(folder, monkeypatch):
+    import model.loading
+
+    monkeypatch.setattr(model.loading, "available_memory", lambda: 1000)  # bytes
+    raises(lambda: load(folder), "need", "GiB in float32", "free", "smaller model")
+    monkeypatch.setattr(model.loading, "available_memory", lambda: None)  # not known (not Linux): no check
+    assert load(folder).config.num_hidden_layers == 2
+
+
 def test_no_weights(folder):
     (folder / WEIGHTS).unlink()
     raises(lambda: load(folder), "no weights", "model.safetensors")
