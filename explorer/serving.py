@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from model import DEFAULT_MODEL, Decoder, Tokenizer, load_model, load_tokenizer, resolve_source
+from model import DEFAULT_MODEL, Decoder, ModelError, Tokenizer, load_model, load_tokenizer, resolve_source
 
 from .analysis.attention import summarize_pattern
 from .analysis.swiglu import summarize_act
@@ -25,7 +25,8 @@ from .prompt_trace import PromptTrace, TraceCache
 
 # What all traces together may hold, in bytes (MBE_TRACE_BUDGET_MB): past it the least recently used go first.
 TRACE_BUDGET_BYTES = int(os.environ.get("MBE_TRACE_BUDGET_MB", "2048")) * 2**20
-MAX_MODELS = 4
+# What all loaded models together may hold, in bytes (MBE_MODEL_BUDGET_MB): past it the least recently used go first.
+MODEL_BUDGET_BYTES = int(os.environ.get("MBE_MODEL_BUDGET_MB", "8192")) * 2**20
 # Per-layer numbers the base forward keeps for views that cover every layer (see PromptTrace).
 SUMMARIES = {"self_attn.pattern": summarize_pattern, "mlp.act": summarize_act}
 EXAMPLE_PROMPTS = [
@@ -57,17 +58,23 @@ DEFAULT_CHOICE = ModelChoice(DEFAULT_MODEL, devices()[0], "auto")
 
 
 class ModelCache:
-    """Loaded models by (choice, token), each loaded once even when several sessions ask for it at the same time."""
+    """Loaded models by (choice, token), each loaded once even when several sessions ask for it at the same time,
+    all of them within `budget_bytes` of parameters: the least recently used are dropped first, and a model larger
+    than the whole budget is refused with a message."""
 
-    def __init__(self, max_models: int):
-        self.max_models = max_models
+    def __init__(self, budget_bytes: int):
+        self.budget = budget_bytes
         self._models: OrderedDict[tuple, tuple[Decoder, Tokenizer]] = OrderedDict()
         self._loading: dict[tuple, threading.Lock] = {}
         self._lock = threading.Lock()
 
+    def nbytes(self) -> int:
+        with self._lock:
+            return sum(model_bytes(model) for model, _ in self._models.values())
+
     def get(self, choice: ModelChoice, token: str | None = None,
             progress: Callable[[int, int], None] | None = None) -> tuple[Decoder, Tokenizer]:
-        """Raises ModelError for a source that cannot be loaded."""
+        """Raises ModelError for a source that cannot be loaded, or that is larger than the budget."""
         # The fingerprint keeps a gated model loaded with one person's token from being served to a session without
         # it; the token itself is never kept.
         key = (choice, hashlib.sha256(token.encode()).hexdigest() if token else "")
@@ -86,17 +93,29 @@ class ModelCache:
                 dtype = None if choice.dtype == "auto" else choice.dtype
                 with COMPUTE.slot():
                     loaded = load_model(folder, device=choice.device, dtype=dtype), load_tokenizer(folder)
+                size = model_bytes(loaded[0])
+                if size > self.budget:
+                    raise ModelError(f"{choice.source} holds {size / 2**30:.1f} GiB of weights, more than this server "
+                                     f"keeps for all its models ({self.budget / 2**30:.1f} GiB, MBE_MODEL_BUDGET_MB): "
+                                     "choose a smaller model.")
                 with self._lock:
                     self._models[key] = loaded
-                    while len(self._models) > self.max_models:
-                        self._models.popitem(last=False)
+                    held = sum(model_bytes(model) for model, _ in self._models.values())
+                    while held > self.budget:  # the new one alone fits: older ones go until all fit
+                        dropped, _ = self._models.popitem(last=False)[1]
+                        held -= model_bytes(dropped)
                 return loaded
         finally:
             with self._lock:
                 self._loading.pop(key, None)
 
 
-MODELS = ModelCache(MAX_MODELS)
+def model_bytes(model: Decoder) -> int:
+    """The bytes of a model's parameters (a tied LM head counted once)."""
+    return sum(p.numel() * p.element_size() for p in model.parameters())
+
+
+MODELS = ModelCache(MODEL_BUDGET_BYTES)
 TRACES = TraceCache(TRACE_BUDGET_BYTES)
 
 

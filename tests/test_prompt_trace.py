@@ -281,12 +281,28 @@ def test_a_download_holds_no_compute_slot_and_a_failed_load_leaves_nothing_behin
         return resolve_source(source, **kwargs)
 
     monkeypatch.setattr(serving, "resolve_source", resolve)
-    cache = serving.ModelCache(max_models=1)
+    cache = serving.ModelCache(budget_bytes=2**30)
     model, tokenizer = cache.get(serving.ModelChoice("stories260K", "cpu", "auto"))
     assert jobs_while_resolving == [0] and model.config.vocab_size == 512
     with pytest.raises(ModelError):
         cache.get(serving.ModelChoice("/no/such/folder", "cpu", "auto"))
     assert not cache._loading
+
+
+def test_models_are_kept_within_a_byte_budget_least_recently_used_first():
+    from explorer import serving
+    from model import ModelError
+
+    f32, bf16 = (serving.ModelChoice("stories260K", "cpu", dtype) for dtype in ("float32", "bfloat16"))
+    size = 260_032 * 4  # stories260K's parameters in float32
+    cache = serving.ModelCache(budget_bytes=int(size * 1.2))
+    first, _ = cache.get(f32)
+    assert serving.model_bytes(first) == size == cache.nbytes()
+    assert cache.get(f32)[0] is first  # kept: loaded once
+    cache.get(bf16)  # half the size: both would exceed the budget, so the least recently used goes
+    assert cache.nbytes() == size // 2 and cache.get(f32)[0] is not first
+    with pytest.raises(ModelError, match="more than this server keeps for all its models"):
+        serving.ModelCache(budget_bytes=size // 4).get(f32)
 
 
 def test_first_nonfinite_names_where_nan_weights_begin(tiny):
