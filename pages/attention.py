@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from explorer.analysis.attention import head_label, head_summaries, layer_heads, pattern_by_group
+from explorer.analysis.attention import head_label, head_summaries, layer_heads, pattern_by_group, uniform_entropy
 from explorer.app_state import current, query_window, remember, show
 from explorer.figures.attention import head_grid, head_matrix, head_summary_heatmap
 
@@ -70,12 +70,15 @@ else:
         "One cell per head, layers top to bottom. **Entropy** (nats) is low when a head looks at few tokens and "
         "high when it spreads out evenly. **First token** is the average weight put on position 0: a value near 1 "
         "marks a sink. **Previous token** is the average weight on the token just before each query. All three are "
-        "averaged over the query positions after the first, which has nothing to choose from."
+        "averaged over the query positions after the first, which has nothing to choose from. The entropy scale "
+        f"ends at {uniform_entropy(len(tokens)):.2f} nats, a head that spreads its attention evenly over every "
+        "earlier token."
     )
     Hkv = config.num_key_value_heads
     for column, (name, figure) in zip(st.columns(3), {
+        # From 0 to the entropy of even attention: an auto-fitted scale made random heads look structured.
         "entropy": head_summary_heatmap(summaries["entropy"], Hkv, title="Mean attention entropy",
-                                        value_name="nats", zmin=0),
+                                        value_name="nats", zmin=0, zmax=uniform_entropy(len(tokens))),
         "first_token": head_summary_heatmap(summaries["first token"], Hkv, title="Mean attention to the first token",
                                             value_name="weight", zmin=0, zmax=1),
         "previous_token": head_summary_heatmap(summaries["previous token"], Hkv,

@@ -17,13 +17,11 @@ L = config.num_hidden_layers
 @st.fragment
 def gate_histograms() -> None:
     st.subheader("In the loaded model: what the gate lets through")
-    st.caption(
-        "silu(gate) is the factor each neuron's up value is multiplied by: a peak at 0 means the gate shuts "
-        "many neurons for most tokens, a long positive tail means it lets a few pass strongly."
-    )
     t = session.trace()
     remember("view.lesson_swiglu.layer", range(L), 0)
     layer = st.slider("Layer", 0, L - 1, key="view.lesson_swiglu.layer") if L > 1 else 0
+    st.caption("silu(gate) is the factor each neuron's up value is multiplied by. "
+               + swiglu_analysis.gate_story(swiglu_analysis.mlp_values(t, layer, "act")))
     histograms = {
         name: swiglu_analysis.histogram(swiglu_analysis.mlp_values(t, layer, name)) for name in ("act", "up", "hidden")
     }

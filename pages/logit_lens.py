@@ -42,7 +42,10 @@ def heatmap_view() -> None:
     st.caption("Cell text: the top guess for the *next* token after reading the token below it (cut to fit; hover "
                "for the full top 3). Colour: its probability."
                + (f" Each position costs a pass of all {layers} layers through the LM head, so this model shows "
-                  f"{per_view} at a time." if per_view < MAX_POSITIONS_PER_VIEW and T > per_view else ""))
+                  f"{per_view} at a time." if per_view < MAX_POSITIONS_PER_VIEW and T > per_view else "")
+               + (" The LM head here is the embedding matrix itself (tied), so the first rows often “predict” the token "
+                  "just read: the stream is still mostly that token's embedding, which scores highest against itself. "
+                  "Read them as an echo, not a guess." if session.model.config.tie_word_embeddings else ""))
 
 
 heatmap_view()

@@ -32,8 +32,9 @@ def residual_lengths() -> None:
 residual_lengths()
 
 st.subheader("What RMSNorm multiplies by")
-st.caption("Each norm scales a token's vector by 1/rms before the gain, so every vector reaches the next layer with "
-           "root-mean-square 1. Deeper layers see longer vectors and so shrink them more (smaller 1/rms).")
+st.caption("Each norm scales a token's vector by 1/rms before its gain, so what attention or the MLP reads has "
+           "root-mean-square 1; the residual stream itself is not rescaled and keeps its length (the chart above). "
+           "Deeper layers read longer vectors and so shrink them more (smaller 1/rms).")
 show(figures.inverse_rms_heatmap(analysis.inverse_rms(t), labels, tokens), key="norms.inverse_rms")
 
 
@@ -65,6 +66,7 @@ massive = analysis.massive_activations(stream, depths, tokens)
 where = [f"token {tok}, dimension {dim}" for tok, dim in zip(massive.token, massive.dim)]
 show(figures.massive_activation_chart(depths, massive["max |activation|"].to_numpy(),
                                       massive["median |activation|"].to_numpy(), where), key="norms.massive")
+st.markdown(analysis.massive_verdict(massive))
 st.dataframe(massive, hide_index=True,
              column_config={c: st.column_config.NumberColumn(format="%.4g")
                             for c in ("value", "max |activation|", "median |activation|", "ratio to median")})

@@ -38,8 +38,8 @@ def distributions() -> None:
     log = st.checkbox("Log count axis (shows the rare large values)", key="view.swiglu.log")
     histograms = {name: analysis.histogram(analysis.mlp_values(t, layer, name)) for name, _ in figures.DISTRIBUTIONS}
     show(figures.distributions_figure(histograms, layer, log=log), key="swiglu.distributions")
-    st.caption("silu never goes below −0.28, so negative gates give small values: a tall spike near zero. `up` is "
-               "symmetric; their product keeps up's sign where the gate is open.")
+    st.caption(analysis.gate_story(analysis.mlp_values(t, layer, "act")) + " `up` is symmetric around 0; their "
+               "product keeps up's sign where silu is positive.")
 
 
 @st.fragment

@@ -155,3 +155,10 @@ def test_page_works_for_qwen3(tiny_folder):
     assert [a["text"] for a in grid["layout"]["annotations"]] == [
         "head 0 (KV 0)", "head 1 (KV 0)", "head 2 (KV 1)", "head 3 (KV 1)"]
     assert array(entropy["data"][0]["z"]).shape == (2, 4)  # 2 layers × 4 heads
+
+
+def test_uniform_entropy_is_the_ceiling_of_a_heads_mean_entropy():
+    T = 6
+    even = np.tril(np.ones((T, T))) / np.arange(1, T + 1)[:, None]  # every query spreads evenly over its keys
+    assert analysis.entropy(even) == pytest.approx(analysis.uniform_entropy(T))
+    assert analysis.uniform_entropy(2) == pytest.approx(np.log(2)) and analysis.uniform_entropy(1) == 0.0

@@ -49,7 +49,8 @@ def test_inverse_rms_follows_forward_order():
     inv = analysis.inverse_rms(synthetic_trace(tensors))
     labels = [site.label for site in analysis.norm_sites(5)]
     assert inv.shape == (11, T)
-    assert labels[:3] == ["L0 input", "L0 post", "L1 input"] and labels[-1] == "final norm"
+    assert labels[:3] == ["L0 before attention", "L0 before MLP", "L1 before attention"]
+    assert labels[-1] == "final norm"
     np.testing.assert_allclose(inv[:, 0], [1.0, 2.0, 1 / 2, 2.0, 1 / 3, 2.0, 1 / 4, 2.0, 1 / 5, 2.0, 1 / 8])
 
 
@@ -64,7 +65,7 @@ def test_gains_read_every_norm_weight():
 
 def test_gain_outliers_robust_z_by_hand():
     row = np.array([0.9, 1.0, 1.1, 0.95, 1.05, 1.0, 5.0])
-    sites = analysis.norm_sites(1)  # L0 input, L0 post, final norm
+    sites = analysis.norm_sites(1)  # L0 before attention, L0 before MLP, final norm
     gains = np.stack([np.ones(7), row, np.ones(7)])
     table = analysis.gain_outliers(gains, sites, k=4.0)
     # median 1.0, MAD 0.05, robust std 1.4826 * 0.05: only 5.0 is far; 0.9 is 1.35 robust stds away.
@@ -154,3 +155,14 @@ def test_page_works_for_other_families(tiny_folder, variant):
     specs = chart_specs(at)
     assert len(specs) == 4
     assert array(specs[2]["data"][0]["z"]).shape == (5, 64)  # 2 layers × 2 norms + final, D = 64
+
+
+def test_the_massive_activation_verdict_follows_the_ratios():
+    stream = np.ones((2, 3, 4))
+    none = analysis.massive_activations(stream * [[[1, 1, 1, 12]]], ["block 0 in", "block 0 out"], ["a", "b", "c"])
+    assert analysis.massive_verdict(none).startswith("This model has none: its largest value is 12 × the median")
+    stream[1, 0, 2] = 5000.0  # one activation 5,000 × the median, on token 0, dimension 2
+    found = analysis.massive_activations(stream, ["block 0 in", "block 0 out"], ["a", "b", "c"])
+    verdict = analysis.massive_verdict(found)
+    assert verdict.startswith("This model has them: at 1 of 2 depths") and "5,000 × the median (block 0 out, " \
+        "token 0: a, dimension 2)" in verdict

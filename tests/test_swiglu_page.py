@@ -146,3 +146,10 @@ def test_page_works_for_other_families(tiny_folder, variant):
     specs = chart_specs(at)
     assert len(array(specs[1]["data"][0]["y"])) == 2  # the tiny checkpoints have 2 layers
     assert len(array(specs[3]["data"][0]["x"])) == 96  # one point per neuron, F = 96
+
+
+def test_the_gate_caption_tells_the_distribution_with_its_own_numbers():
+    act = np.array([-0.27, -0.25, -0.21, -0.1, 0.0, 0.005, 0.5, 1.5])  # 3 near the floor, 2 shut, 1 above 1
+    story = analysis.gate_story(act)
+    assert "38% of the values lie between −0.28 and −0.2" in story
+    assert "Only 25.0% are within 0.01 of 0" in story and "12.5% are above 1" in story

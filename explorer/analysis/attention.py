@@ -45,6 +45,12 @@ def pattern_by_group(t: Trace, layer: int, rows: tuple[int, int] | None = None) 
     return pattern.reshape(t.config.num_key_value_heads, t.config.group_size, W, S)
 
 
+def uniform_entropy(tokens: int) -> float:
+    """The mean entropy (nats) of causal attention spread evenly over every key a query sees, over query positions
+    >= 1 as `entropy` averages: the largest a head's mean entropy can be, and so the top of its colour scale."""
+    return float(np.mean(np.log(np.arange(2, tokens + 1)))) if tokens > 1 else 0.0
+
+
 def entropy(pattern: np.ndarray) -> np.ndarray:
     """Mean entropy in nats of each head's attention rows, over query positions >= 1.
 

@@ -41,7 +41,9 @@ class NormSite:
 
     @property
     def label(self) -> str:
-        return "final norm" if self.kind == "norm" else f"L{self.layer} {self.kind.split('_')[0]}"
+        if self.kind == "norm":
+            return "final norm"
+        return f"L{self.layer} before {'attention' if self.kind == 'input_layernorm' else 'MLP'}"
 
 
 def norm_sites(num_layers: int) -> list[NormSite]:
@@ -98,3 +100,17 @@ def massive_activations(stream: np.ndarray, labels: list[str], tokens: list[str]
                         "median |activation|": median,
                         "ratio to median": float(magnitude[token, dim]) / max(median, 1e-12)})
     return pd.DataFrame(records)
+
+
+MASSIVE_RATIO = 100  # Sun et al.'s massive activations are ~1,000-10,000 × the median; below 100 × there are none
+
+
+def massive_verdict(massive: pd.DataFrame) -> str:
+    """One sentence on whether this model has massive activations, read off massive_activations' table."""
+    top = massive.loc[massive["ratio to median"].idxmax()]
+    found = (massive["ratio to median"] >= MASSIVE_RATIO).sum()
+    where = f"{top['ratio to median']:,.0f} × the median ({top['depth']}, token {top['token']}, dimension {top['dim']})"
+    if found:
+        return f"This model has them: at {found} of {len(massive)} depths the largest value is at least " \
+               f"{MASSIVE_RATIO} × the median, up to {where}."
+    return f"This model has none: its largest value is {where}, far from the thousands that define them."

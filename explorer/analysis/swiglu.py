@@ -16,6 +16,22 @@ def mlp_values(t: Trace, layer: int, name: str) -> np.ndarray:
     return t[f"layers.{layer}.mlp.{name}"][0].float().numpy()
 
 
+SILU_MINIMUM = -0.2785  # silu(x) = x·sigmoid(x) is smallest at x ≈ -1.278
+
+
+def gate_story(act: np.ndarray) -> str:
+    """What silu(gate)'s distribution at one layer says, in one sentence with its own numbers: how much of it sits
+    near silu's floor (negative gates: up passes, small and sign-flipped) and how much is really shut (near 0)."""
+    near_floor = float(np.mean(act < -0.2))
+    shut = float(np.mean(np.abs(act) < 0.01))
+    opened = float(np.mean(act > 1))
+    floor = f"{SILU_MINIMUM:.2f}".replace("-", "−")
+    return (f"silu never goes below {floor}: every negative gate gives a small negative factor, so "
+            f"{near_floor:.0%} of the values lie between {floor} and −0.2, where up passes small and "
+            f"sign-flipped. Only {shut:.1%} are within 0.01 of 0, really shut; {opened:.1%} are above 1, letting up "
+            "through amplified.")
+
+
 def histogram(values: np.ndarray, bins: int = 60) -> tuple[np.ndarray, np.ndarray]:
     """(bin centres, counts) of all values: counted here so the browser gets `bins` bars, not T × F points."""
     counts, edges = np.histogram(np.asarray(values, dtype=float).ravel(), bins=bins)
