@@ -176,7 +176,7 @@ def export_traces() -> None:
         return
     with st.expander("Export traces", icon=":material/download:"):
         for i, (label, t) in enumerate(traces.items()):
-            st.download_button(f"{label} ({t.nbytes() / 2**20:.1f} MiB)", lambda t=t: t.to_trace().to_bytes(),
+            st.download_button(f"{as_text(label)} ({t.nbytes() / 2**20:.1f} MiB)", lambda t=t: t.to_trace().to_bytes(),
                                f"trace-{i}.safetensors",
                                "application/octet-stream", key=f"export.trace.{i}", on_click="ignore")
 

@@ -45,14 +45,16 @@ def test_gate_sparsity_per_layer():
 
 def test_top_neurons_contributions_by_hand():
     t, tensors = mlp_trace(F=4)
-    hidden = torch.tensor([0.5, -3.0, 1.0, 0.0])
+    hidden = torch.tensor([1.5, -3.0, 1.0, 0.0])
     tensors["layers.2.mlp.hidden"][0, 1] = hidden
     tensors["layers.4.resid_post"][0, 1] = torch.tensor([0.0, 5.0])  # final direction: the second axis
     down = torch.tensor([[1.0, 3.0, 0.0, 9.0],
                          [0.0, 4.0, -2.0, 9.0]])  # (D = 2, F = 4): column n is what neuron n writes per unit
     model = SimpleNamespace(layers={2: SimpleNamespace(mlp=SimpleNamespace(down_proj=SimpleNamespace(weight=down)))})
     table = analysis.top_neurons(model, t, layer=2, token=1, k=2)
-    assert table.neuron.tolist() == [1, 2]  # |-3| then |1|; neuron 3 has the largest column but hidden 0
+    # Ranked by the length written, |hidden| · ‖column‖: 15, 2, 1.5, 0. Neuron 0 has the larger |hidden| (1.5 > 1)
+    # but a shorter column; neuron 3 has the longest column but hidden 0.
+    assert table.neuron.tolist() == [1, 2]
     np.testing.assert_allclose(table["hidden = act·up"], [-3.0, 1.0])
     np.testing.assert_allclose(table["contribution norm"], [15.0, 2.0])  # |-3| * ‖(3, 4)‖, |1| * ‖(0, -2)‖
     np.testing.assert_allclose(table["toward final"], [-12.0, -2.0])  # second component of each contribution

@@ -53,15 +53,18 @@ def gate_sparsity(t, threshold: float) -> np.ndarray:
 
 
 def top_neurons(model: Decoder, t: Trace, layer: int, token: int, k: int) -> pd.DataFrame:
-    """The `k` neurons of `layer` with the largest |act · up| at `token`, and what each writes through down_proj.
+    """The `k` neurons of `layer` that add the longest vectors to the residual stream at `token`, and what each
+    writes through down_proj.
 
-    Neuron n adds hidden[n] * down_proj.weight[:, n] to the residual stream. "toward final" is that vector's component
-    along the direction of the last block's output at this token (how much it pushes where the stream ends up).
+    Neuron n adds hidden[n] * down_proj.weight[:, n] to the residual stream, of length |hidden[n]| times that
+    column's norm: the ranking, and the bar the chart draws. "toward final" is that vector's component along the
+    direction of the last block's output at this token (how much it pushes where the stream ends up).
     """
     hidden = t[f"layers.{layer}.mlp.hidden"][0, token].float()
+    down = model.layers[layer].mlp.down_proj.weight.detach().float().cpu()  # (D, F)
     k = min(k, hidden.numel())
-    neurons = hidden.abs().topk(k).indices
-    columns = model.layers[layer].mlp.down_proj.weight.detach()[:, neurons].float().cpu()  # (D, k)
+    neurons = (hidden.abs() * down.norm(dim=0)).topk(k).indices
+    columns = down[:, neurons]  # (D, k)
     contributions = columns * hidden[neurons]  # (D, k)
     final = t[f"layers.{t.config.num_hidden_layers - 1}.resid_post"][0, token].float()
     direction = final / final.norm().clamp_min(1e-12)

@@ -53,7 +53,7 @@ def top_neurons_figure(neurons: np.ndarray, hidden: np.ndarray, contribution_nor
                       "along final direction %{customdata[1]:.4g}<extra></extra>",
     ))
     fig.update_xaxes(title_text="‖hidden[n] · down_proj[:, n]‖ (length of what it adds to the residual stream)")
-    fig.update_yaxes(title_text="neuron (largest |act · up| on top)", autorange="reversed", automargin=True)
+    fig.update_yaxes(title_text="neuron (longest contribution on top)", autorange="reversed", automargin=True)
     return style(fig, title=f"Top neurons at token {label(token_label)}: what each writes through down_proj",
                  height=max(320, 24 * len(labels) + 140))
 
