@@ -152,17 +152,14 @@ def route() -> None:
     target = next((p for p in all_pages if deep_link and p.url_path == deep_link), selected)
     restore_from_link(target.url_path)
     if st.session_state.get(PRESENTER):
-        # Keep the sidebar's values alive while it is hidden, and offer the way back at the top of the page.
-        for key in ("model_choice", "model_custom", "hf_token", "device", "dtype", "prompt"):
-            if key in st.session_state:
-                st.session_state[key] = st.session_state[key]
-        st.session_state.model_source = st.session_state.get("model_source", DEFAULT_MODEL)
-        st.toggle("Presenter mode", key=PRESENTER)
+        # The sidebar is hidden, not left out: a widget that is not drawn loses its value in the browser, and turning
+        # presenter mode off then showed an empty prompt.
+        st.button("Leave presenter mode", icon=":material/close_fullscreen:", key="presenter_exit",
+                  on_click=lambda: st.session_state.update({PRESENTER: False}))
         st.html("<style>section[data-testid='stSidebar'], header[data-testid='stHeader'] {display: none;}"
                 " html {font-size: 20px;}</style>")
-    else:
-        with st.sidebar:
-            sidebar()
+    with st.sidebar:
+        sidebar()
 
     st.query_params.from_dict(link_params(target.url_path))
     report_queue()
