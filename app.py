@@ -12,8 +12,8 @@ from pathlib import Path
 import streamlit as st
 from streamlit.logger import get_logger
 
-from explorer.app_state import (DEEP_LINK, PAGE_TRACES, PRESENTER, ROUTER_RAN, as_text, export_traces,
-                                report_queue)
+from explorer.app_state import (DEEP_LINK, PAGE_TRACES, PRESENTER, ROUTER_RAN, VIEW_PARAMS, as_text,
+                                export_traces, report_queue)
 from explorer.serving import EXAMPLE_PROMPTS, devices, warm_up
 from model import DEFAULT_MODEL, ModelError, bundled_models
 
@@ -48,8 +48,6 @@ def explain_script_error(error: Exception) -> bool:
 app = st.App(Path(__file__).name, lifespan=warm_start, on_script_error=explain_script_error)
 
 OTHER_SOURCE = "Hub repo id or local folder…"
-# Query parameters a shared link carries; layer, head and token go to the page's own "view.<page>.<name>" control.
-VIEW_PARAMS = ("layer", "head", "token")
 
 
 def sections() -> dict[str, list]:

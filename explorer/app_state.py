@@ -123,6 +123,18 @@ def report_queue() -> None:
 
 PAGE_TRACES = "_page_traces"  # the traces this run of the page drew from, offered for download by app.py
 PRESENTER = "presenter"  # the sidebar toggle's key
+# Query parameters a shared link carries for a page's view; each is the page's own "view.<page>.<name>" control.
+VIEW_PARAMS = ("layer", "head", "token")
+
+
+def link_view(page: str) -> None:
+    """Put this page's layer, head and token into the address bar as they are now. app.py does it on every full run;
+    a fragment reruns without app.py, so a fragment that owns one of these controls calls this, and the address a
+    teacher copies after choosing a head opens that head."""
+    for name in VIEW_PARAMS:
+        value = st.session_state.get(f"view.{page}.{name}")
+        if isinstance(value, int) and st.query_params.get(name) != str(value):
+            st.query_params[name] = str(value)
 
 
 def show(fig, *, key: str, container=st) -> None:

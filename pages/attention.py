@@ -3,7 +3,7 @@
 import streamlit as st
 
 from explorer.analysis.attention import head_label, head_summaries, layer_heads, pattern_by_group, uniform_entropy
-from explorer.app_state import current, query_window, remember, show
+from explorer.app_state import current, link_view, query_window, remember, show
 from explorer.figures.attention import head_grid, head_matrix, head_summary_heatmap
 
 session = current()
@@ -54,6 +54,7 @@ def one_head(layer: int, rows: tuple[int, int] | None) -> None:
     show(head_matrix(scores[head] if use_scores else pattern[head], tokens if rows is None else tokens[rows[0]:rows[1]],
                      scores=use_scores, key_tokens=tokens[: rows[1]] if rows else None,
                      title=f"Layer {layer}, {head_label(head, G)}: {what}"), key="attention.head")
+    link_view("attention")  # layer and head: this fragment reruns on both
 
 
 head_views()

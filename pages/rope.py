@@ -4,7 +4,7 @@ import numpy as np
 import streamlit as st
 
 from explorer.analysis import rope as rope_analysis
-from explorer.app_state import current, query_window, remember, show
+from explorer.app_state import current, link_view, query_window, remember, show
 from explorer.edits import Edits
 from explorer.figures import rope as rope_figures
 from explorer.figures.common import DIVERGING, token_heatmap
@@ -74,6 +74,7 @@ def rotation_of_one_head() -> None:
     st.caption(f"Both q and k of token {token_label(m)} turn by the same angle {m} × ω in every pair; the lengths "
                f"do not change. {'Input of RoPE: q and k after QK-norm.' if config.qk_norm else ''}")
     show(rope_figures.pair_planes(before, after, pairs, spec.inv_freq, m), key="rope.pair_planes")
+    link_view("rope")
 
     st.markdown("**Scores against distance.** Every score this head computes, grouped by how far back the key is: "
                 "the light band holds all of them, the dark band the middle 80%, the line their median; red, the "

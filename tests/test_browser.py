@@ -6,6 +6,7 @@ test checks it).
 """
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -180,6 +181,20 @@ def test_a_shared_link_opens_the_stated_view(browser, server):
         assert page.locator('[data-testid="stSidebar"] textarea').first.input_value() == "Tom had a red ball"
         main = page.locator('[data-testid="stMain"]').inner_text()
         assert "Every head of layer 2" in main and "head 3 (KV 1)" in main
+    finally:
+        page.context.close()
+
+
+def test_the_address_follows_a_control_inside_a_fragment(browser, server):
+    page = open_page(browser, f"{server}/attention")
+    try:
+        box = page.locator('[data-testid="stMain"] [data-testid="stSelectbox"]').filter(has_text="Head").first
+        box.click()
+        page.get_by_role("option").nth(5).click()  # head 5: a fragment rerun, which app.py does not see
+        page.wait_for_timeout(500)
+        wait_for_app(page)
+        assert_clean(page)
+        page.wait_for_url(re.compile(r"[?&]head=5(&|$)"))  # a teacher copying the address now shares head 5
     finally:
         page.context.close()
 
