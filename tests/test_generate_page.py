@@ -46,7 +46,7 @@ def test_generate_then_every_page_sees_the_continuation_then_clear():
     at.slider(key="view.logit_lens.first_position").set_value(20)
     at.run()
     heat = chart_specs(at)[0]["data"][0]
-    assert array(heat["z"]).shape[1] == MAX_POSITIONS_PER_VIEW and heat["customdata"][0][0].startswith("after layer 0, "
+    assert array(heat["z"]).shape[1] == MAX_POSITIONS_PER_VIEW and heat["customdata"][0][0][-1].startswith("after layer 0, "
                                                                                                   "position 20 (")
 
     at.switch_page("pages/generate.py")

@@ -64,9 +64,11 @@ def test_heatmap_reads_top_down_with_tokens_and_top3_hover():
     assert np.asarray(heat.z)[1, 0] == np.float32(0.9) and heat.zmin == 0 and heat.zmax == 1
     assert heat.text[0][0] == "&lt;s&gt;" and heat.text[1][0] == "x"  # escaped so plotly prints "<s>" literally
     assert heat.texttemplate == "%{text}"
-    assert "1. x  90.0%" in heat.customdata[1][0] and "3. z  10.0%" in heat.customdata[1][0]
+    guesses, hover = heat.customdata[1][0][:3], heat.customdata[1][0][3]  # the top 3 whole, then the hover text
+    assert list(guesses) == ["x", "y", "z"] and heat.meta["customdata"] == ["guess 1", "guess 2", "guess 3"]
+    assert "1. x  90.0%" in hover and "3. z  10.0%" in hover and heat.hovertemplate.startswith("%{customdata[3]}")
     window = lens_heatmap(tokens, probs, ["a", "b", "c"], first_position=30)
-    assert window.data[0].customdata[0][2].startswith("after layer 0, position 32 (c)")  # real positions
+    assert window.data[0].customdata[0][2][3].startswith("after layer 0, position 32 (c)")  # real positions
     assert list(window.layout.xaxis.ticktext) == ["30: a", "31: b", "32: c"]
     assert "residual stream" in fig.layout.yaxis.title.text and "position" in fig.layout.xaxis.title.text
 

@@ -40,9 +40,12 @@ def lens_heatmap(top_tokens: list[list[list[str]]], top_probs: np.ndarray, posit
         where = f"after layer {i}, position {first_position + j} ({escape(position_tokens[j], quote=False)})"
         return f"{where}<br>next-token guesses:<br>" + "<br>".join(ranked)
 
-    fig.update_traces(text=guesses, customdata=[[hover(i, j) for j in range(positions)] for i in range(layers)],
-                      hovertemplate="%{customdata}<extra></extra>",
-                      texttemplate="%{text}", textfont=dict(size=10))
+    # customdata per cell: the top k guesses whole (named in `meta`, so a CSV export gets a column for each), then
+    # the hover text.
+    custom = [[[*top_tokens[i][j][:k], hover(i, j)] for j in range(positions)] for i in range(layers)]
+    fig.update_traces(text=guesses, customdata=custom, meta={"customdata": [f"guess {r + 1}" for r in range(k)]},
+                      hovertemplate=f"%{{customdata[{k}]}}<extra></extra>", texttemplate="%{text}",
+                      textfont=dict(size=10))
     return fig
 
 
