@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from model import DEFAULT_MODEL, Decoder, ModelError, Tokenizer, load_model, load_tokenizer, resolve_source
+from model import DEFAULT_MODEL, Decoder, Tokenizer, load_model, load_tokenizer, resolve_source
 
 from .analysis.attention import summarize_pattern
 from .analysis.swiglu import summarize_act
@@ -60,7 +60,7 @@ DEFAULT_CHOICE = ModelChoice(DEFAULT_MODEL, devices()[0], "auto")
 class ModelCache:
     """Loaded models by (choice, token), each loaded once even when several sessions ask for it at the same time,
     all of them within `budget_bytes` of parameters: the least recently used are dropped first, and a model larger
-    than the whole budget is refused with a message."""
+    than the whole budget is refused, with a message, before its weights are read."""
 
     def __init__(self, budget_bytes: int):
         self.budget = budget_bytes
@@ -91,13 +91,9 @@ class ModelCache:
                 # A Hub download outside the queue: it may take minutes, in which other sessions' forwards go on.
                 folder = resolve_source(choice.source, token=token or None, progress=progress)
                 dtype = None if choice.dtype == "auto" else choice.dtype
-                with COMPUTE.slot():
-                    loaded = load_model(folder, device=choice.device, dtype=dtype), load_tokenizer(folder)
-                size = model_bytes(loaded[0])
-                if size > self.budget:
-                    raise ModelError(f"{choice.source} holds {size / 2**30:.1f} GiB of weights, more than this server "
-                                     f"keeps for all its models ({self.budget / 2**30:.1f} GiB, MBE_MODEL_BUDGET_MB): "
-                                     "choose a smaller model.")
+                with COMPUTE.slot():  # a model larger than the whole budget is refused before it is read
+                    loaded = (load_model(folder, device=choice.device, dtype=dtype, max_bytes=self.budget),
+                              load_tokenizer(folder))
                 with self._lock:
                     self._models[key] = loaded
                     held = sum(model_bytes(model) for model, _ in self._models.values())

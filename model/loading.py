@@ -13,17 +13,20 @@ from .errors import ModelError
 from .sources import resolve_source
 
 
-def load_model(source: str | Path, *, device=None, dtype=None, revision=None, token=None, progress=None) -> Decoder:
+def load_model(source: str | Path, *, device=None, dtype=None, revision=None, token=None, progress=None,
+               max_bytes: int | None = None) -> Decoder:
     """Load a bundled model name, a local folder or a Hub repo id (see model/sources.py) as an eval-mode Decoder.
 
     device=None picks cuda, then mps, then cpu. dtype=None keeps the checkpoint's dtype on a GPU and uses float32
-    on a CPU, where bfloat16 matmuls are slow and less exact.
+    on a CPU, where bfloat16 matmuls are slow and less exact. Weights larger than `max_bytes` in that dtype, or than
+    a CPU machine's free memory, are refused before they are read.
     """
     folder = resolve_source(source, revision=revision, token=token, progress=progress)
     config = ModelConfig.from_file(folder / "config.json")
     device = pick_device(device)
     dtype = pick_dtype(dtype, config, device)
 
+    check_size(weight_files(folder), dtype, device, max_bytes)
     weights = read_weights(folder, device, dtype)
     check_layer_count(config, weights)  # before building: a config claiming a million layers would take an hour
     # Parameters on the meta device take no memory; the loaded tensors are then assigned in their place.
@@ -112,13 +115,12 @@ def available_memory() -> int | None:
     return None
 
 
-def check_memory(files: list[Path], dtype: torch.dtype, device: torch.device) -> None:
-    """Refuse, before reading anything, weights that cannot fit in this machine's free memory once converted to
-    `dtype`: running out would get the whole server killed, every session with it."""
-    if device.type != "cpu":
-        return  # a GPU's own memory: torch reports running out of it as an error, not a killed process
-    available = available_memory()
-    if available is None:
+def check_size(files: list[Path], dtype: torch.dtype, device: torch.device, max_bytes: int | None = None) -> None:
+    """Refuse, before reading anything, weights that take more than `max_bytes` once converted to `dtype`, or, on a
+    CPU, more than this machine's free memory: running out would get the whole server killed, every session with
+    it. (A GPU's own memory is not checked: torch reports running out of it as an error.)"""
+    available = available_memory() if device.type == "cpu" else None
+    if max_bytes is None and available is None:
         return
     needed = 0
     for path in files:
@@ -129,15 +131,21 @@ def check_memory(files: list[Path], dtype: torch.dtype, device: torch.device) ->
         except (SafetensorError, OSError):
             return  # read_weights says what is wrong with the file
     needed *= torch.empty((), dtype=dtype).element_size()
-    if needed > available:
-        raise ModelError(f"These weights need {needed / 2**30:.1f} GiB in {str(dtype).removeprefix('torch.')}, and this "
-                         f"machine has {available / 2**30:.1f} GiB free: choose a smaller model, or a GPU.")
+    size = f"These weights need {_readable(needed)} in {str(dtype).removeprefix('torch.')}"
+    if max_bytes is not None and needed > max_bytes:
+        raise ModelError(f"{size}, more than the {_readable(max_bytes)} this server allows for its models: choose a "
+                         "smaller model.")
+    if available is not None and needed > available:
+        raise ModelError(f"{size}, and this machine has {_readable(available)} free: choose a smaller model, or a GPU.")
+
+
+def _readable(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
 
 
 def read_weights(folder: Path, device: torch.device, dtype: torch.dtype) -> dict[str, torch.Tensor]:
     """All tensors, renamed to the Decoder's parameter names, on `device` in `dtype`, converted one at a time."""
     weights = {}
-    check_memory(weight_files(folder), dtype, device)
     for path in weight_files(folder):
         try:
             with safe_open(path, framework="pt", device=str(device)) as f:

@@ -301,8 +301,15 @@ def test_models_are_kept_within_a_byte_budget_least_recently_used_first():
     assert cache.get(f32)[0] is first  # kept: loaded once
     cache.get(bf16)  # half the size: both would exceed the budget, so the least recently used goes
     assert cache.nbytes() == size // 2 and cache.get(f32)[0] is not first
-    with pytest.raises(ModelError, match="more than this server keeps for all its models"):
-        serving.ModelCache(budget_bytes=size // 4).get(f32)
+    import model.loading
+
+    def read_weights(*args):
+        raise AssertionError("the budget is checked before any weight is read")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(model.loading, "read_weights", read_weights)
+        with pytest.raises(ModelError, match="need 1.0 MiB in float32, more than the 0.2 MiB this server allows"):
+            serving.ModelCache(budget_bytes=size // 4).get(f32)
 
 
 def test_first_nonfinite_names_where_nan_weights_begin(tiny):
