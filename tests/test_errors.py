@@ -183,7 +183,7 @@ def test_weights_larger_than_free_memory_are_refused_before_reading(folder, monk
     import model.loading
 
     monkeypatch.setattr(model.loading, "available_memory", lambda: 1000)  # bytes
-    raises(lambda: load(folder), "need", "GiB in float32", "free", "smaller model")
+    raises(lambda: load(folder), "need", "MiB in float32", "free", "smaller model")
     monkeypatch.setattr(model.loading, "available_memory", lambda: None)  # not known (not Linux): no check
     assert load(folder).config.num_hidden_layers == 2
 
