@@ -13,7 +13,7 @@ import streamlit as st
 from streamlit.logger import get_logger
 
 from explorer.app_state import (DEEP_LINK, PAGE_TRACES, PRESENTER, ROUTER_RAN, VIEW_PARAMS, as_text,
-                                export_traces, report_queue)
+                                export_traces, report_queue, view_params)
 from explorer.serving import EXAMPLE_PROMPTS, devices, warm_up
 from model import DEFAULT_MODEL, ModelError, bundled_models
 
@@ -95,12 +95,8 @@ def restore_from_link(page_path: str) -> None:
 
 def link_params(page_path: str) -> dict[str, str]:
     """The query parameters that reproduce what this session shows now."""
-    params = {"model": st.session_state.model_source, "prompt": st.session_state.get("prompt", "")}
-    for name in VIEW_PARAMS:
-        value = st.session_state.get(f"view.{page_path}.{name}")
-        if isinstance(value, int):
-            params[name] = str(value)
-    return params
+    return {"model": st.session_state.model_source, "prompt": st.session_state.get("prompt", ""),
+            **view_params(page_path)}
 
 
 def use_example() -> None:

@@ -127,14 +127,19 @@ PRESENTER = "presenter"  # the sidebar toggle's key
 VIEW_PARAMS = ("layer", "head", "token")
 
 
+def view_params(page: str) -> dict[str, str]:
+    """This page's layer, head and token as query parameters, as they are now."""
+    values = {name: st.session_state.get(f"view.{page}.{name}") for name in VIEW_PARAMS}
+    return {name: str(value) for name, value in values.items() if isinstance(value, int)}
+
+
 def link_view(page: str) -> None:
-    """Put this page's layer, head and token into the address bar as they are now. app.py does it on every full run;
-    a fragment reruns without app.py, so a fragment that owns one of these controls calls this, and the address a
-    teacher copies after choosing a head opens that head."""
-    for name in VIEW_PARAMS:
-        value = st.session_state.get(f"view.{page}.{name}")
-        if isinstance(value, int) and st.query_params.get(name) != str(value):
-            st.query_params[name] = str(value)
+    """Put this page's layer, head and token into the address bar. app.py does it on every full run; a fragment
+    reruns without app.py, so a fragment that owns one of these controls calls this, and the address a teacher
+    copies after choosing a head opens that head."""
+    for name, value in view_params(page).items():
+        if st.query_params.get(name) != value:
+            st.query_params[name] = value
 
 
 def show(fig, *, key: str, container=st) -> None:

@@ -70,7 +70,10 @@ class ModelCache:
 
     def nbytes(self) -> int:
         with self._lock:
-            return sum(model_bytes(model) for model, _ in self._models.values())
+            return self._held_bytes()
+
+    def _held_bytes(self) -> int:  # with self._lock held
+        return sum(model_bytes(model) for model, _ in self._models.values())
 
     def get(self, choice: ModelChoice, token: str | None = None,
             progress: Callable[[int, int], None] | None = None) -> tuple[Decoder, Tokenizer]:
@@ -96,7 +99,7 @@ class ModelCache:
                               load_tokenizer(folder))
                 with self._lock:
                     self._models[key] = loaded
-                    held = sum(model_bytes(model) for model, _ in self._models.values())
+                    held = self._held_bytes()
                     while held > self.budget:  # the new one alone fits: older ones go until all fit
                         dropped, _ = self._models.popitem(last=False)[1]
                         held -= model_bytes(dropped)

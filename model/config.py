@@ -141,9 +141,7 @@ def _check_sizes(d: dict) -> None:
         value = d.get(key)
         if value is not None and (type(value) is not int or value <= 0):
             raise ModelError(f"config.json: {key} must be a positive integer, not {value!r}.")
-    eps = d["rms_norm_eps"]
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or eps <= 0:
-        raise ModelError(f"config.json: rms_norm_eps must be a positive number, not {eps!r}.")
+    _positive_number(d["rms_norm_eps"], "rms_norm_eps")
 
 
 def _rope_settings(d: dict) -> tuple[float, dict | None]:

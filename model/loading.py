@@ -26,8 +26,9 @@ def load_model(source: str | Path, *, device=None, dtype=None, revision=None, to
     device = pick_device(device)
     dtype = pick_dtype(dtype, config, device)
 
-    check_size(weight_files(folder), dtype, device, max_bytes)
-    weights = read_weights(folder, device, dtype)
+    files = weight_files(folder)
+    check_size(files, dtype, device, max_bytes)
+    weights = read_weights(files, device, dtype)
     check_layer_count(config, weights)  # before building: a config claiming a million layers would take an hour
     # Parameters on the meta device take no memory; the loaded tensors are then assigned in their place.
     with torch.device("meta"):
@@ -143,10 +144,11 @@ def _readable(n: int) -> str:
     return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
 
 
-def read_weights(folder: Path, device: torch.device, dtype: torch.dtype) -> dict[str, torch.Tensor]:
-    """All tensors, renamed to the Decoder's parameter names, on `device` in `dtype`, converted one at a time."""
+def read_weights(files: list[Path], device: torch.device, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """All tensors of `files`, renamed to the Decoder's parameter names, on `device` in `dtype`, converted one at a
+    time."""
     weights = {}
-    for path in weight_files(folder):
+    for path in files:
         try:
             with safe_open(path, framework="pt", device=str(device)) as f:
                 for key in f.keys():
