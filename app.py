@@ -12,10 +12,12 @@ from pathlib import Path
 import streamlit as st
 from streamlit.logger import get_logger
 
-from explorer.app_state import (DEEP_LINK, PAGE_TRACES, PRESENTER, ROUTER_RAN, VIEW_PARAMS, as_text,
-                                export_traces, report_queue, view_params)
-from explorer.serving import EXAMPLE_PROMPTS, devices, warm_up
-from model import DEFAULT_MODEL, ModelError, bundled_models
+from explorer.app_state import (DEEP_LINK, OTHER_SOURCE, PAGE_TRACES, PRESENTER, ROUTER_RAN, VIEW_PARAMS, as_text,
+                                export_traces, remember, report_queue, source_options, typed_source, view_params)
+from explorer.serving import CONFIG, EXAMPLE_PROMPTS, devices, warm_up
+from explorer.site_map import CLASS_PAGE, PAGE_NAMES, PAGES
+from explorer.workshop import QUERY_PARAMETER, LinkError, Workshop, open_token
+from model import ModelError
 
 
 @asynccontextmanager
@@ -47,44 +49,63 @@ def explain_script_error(error: Exception) -> bool:
 
 app = st.App(Path(__file__).name, lifespan=warm_start, on_script_error=explain_script_error)
 
-OTHER_SOURCE = "Hub repo id or local folder…"
+WORKSHOP_TOKEN = "_workshop_token"
 
 
-def sections() -> dict[str, list]:
-    """The navigation's sections; each lesson is a page of its own, so a teacher can share its address."""
-    return {
-        "Explore": [
-            st.Page("pages/model.py", title="Model", icon=":material/account_tree:", default=True),
-            st.Page("pages/attention.py", title="Attention", icon=":material/grid_on:"),
-            st.Page("pages/rope.py", title="RoPE", icon=":material/rotate_right:"),
-            st.Page("pages/norms.py", title="Norms", icon=":material/equalizer:"),
-            st.Page("pages/swiglu.py", title="SwiGLU", icon=":material/call_split:"),
-            st.Page("pages/logit_lens.py", title="Logit lens", icon=":material/visibility:"),
-            st.Page("pages/generate.py", title="Generate", icon=":material/edit_note:"),
-            st.Page("pages/compare.py", title="Llama vs Qwen3", icon=":material/compare:"),
-            st.Page("pages/lab.py", title="Stability lab", icon=":material/science:"),
-        ],
-        "Classroom": [
-            st.Page("pages/lesson_rmsnorm.py", title="RMSNorm vs LayerNorm", icon=":material/timer:"),
-            st.Page("pages/lesson_kv_cache.py", title="KV-cache memory", icon=":material/memory:"),
-            st.Page("pages/lesson_swiglu.py", title="SwiGLU", icon=":material/call_split:"),
-            st.Page("pages/lesson_rope.py", title="RoPE", icon=":material/rotate_right:"),
-            st.Page("pages/lesson_gqa.py", title="GQA", icon=":material/grid_on:"),
-            st.Page("pages/lesson_qk_norm.py", title="QK-norm", icon=":material/straighten:"),
-        ],
-    }
+def open_workshop() -> Workshop | None:
+    """The workshop link this browser session was opened with, checked on every run: a link can expire while a class
+    works. Shows why and stops the page for a link that cannot be used."""
+    token = st.session_state.setdefault(WORKSHOP_TOKEN, st.query_params.get(QUERY_PARAMETER))
+    if token is None:
+        return None
+    try:
+        if not CONFIG.link_secret:
+            raise LinkError("This server does not use workshop links: open its address without the link's part "
+                            "after the \"?\".")
+        return open_token(token, CONFIG.link_secret)
+    except LinkError as e:
+        st.error(str(e), icon=":material/link_off:")  # our own words: no user text in them
+        st.stop()
 
 
-def restore_from_link(page_path: str) -> None:
-    """Once per browser session: model, prompt and the page's layer/head/token from the URL a teacher shared."""
+def sections(workshop: Workshop | None) -> dict[str, list]:
+    """The navigation: the pages the workshop link or the server's configuration shows, the first of a workshop's
+    pages its landing page; the Workshop links page for the teacher where the configuration has a link secret."""
+    if workshop:
+        shown = list(workshop.pages)
+    elif CONFIG.links_required:
+        shown = []  # students need a link; the teacher makes them on the Workshop links page
+    else:
+        shown = [name for name in PAGE_NAMES if name in (CONFIG.pages or PAGE_NAMES)]
+    pages = {}
+    for info in sorted((p for p in PAGES if p.name in shown), key=lambda p: shown.index(p.name)):
+        page = st.Page(info.script, title=info.title, icon=info.icon, default=info.name == shown[0])
+        pages.setdefault(info.section, []).append(page)
+    if CONFIG.link_secret and not workshop:
+        pages[CLASS_PAGE.section] = [st.Page(CLASS_PAGE.script, title=CLASS_PAGE.title, icon=CLASS_PAGE.icon,
+                                             default=not shown)]
+    return pages
+
+
+def restore_from_link(page_path: str, workshop: Workshop | None) -> None:
+    """Once per browser session: model, prompt and the page's layer/head/token from the URL a teacher shared (a
+    workshop link's model and prompt first; the prompt a student has since typed, kept in the URL, wins on reload)."""
     if st.session_state.get("_link_restored"):
         return
     st.session_state["_link_restored"] = True
     params = st.query_params
-    if "model" in params:
+    if workshop:
+        st.session_state.model_choice = workshop.model
+        st.session_state.prompt = workshop.prompt
+    elif "model" in params:
         source = params["model"]
-        st.session_state.model_choice = source if source in bundled_models() else OTHER_SOURCE
-        st.session_state.model_custom = "" if source in bundled_models() else source
+        if source in CONFIG.choices():
+            st.session_state.model_choice = source
+        elif CONFIG.typed:
+            st.session_state.model_choice, st.session_state.model_custom = OTHER_SOURCE, source
+        else:
+            st.toast(f"This server does not offer {as_text(source)}: showing {as_text(CONFIG.default_model)}.",
+                     icon=":material/info:")
     if "prompt" in params:
         st.session_state.prompt = params["prompt"]
     for name in VIEW_PARAMS:
@@ -95,24 +116,25 @@ def restore_from_link(page_path: str) -> None:
 
 def link_params(page_path: str) -> dict[str, str]:
     """The query parameters that reproduce what this session shows now."""
-    return {"model": st.session_state.model_source, "prompt": st.session_state.get("prompt", ""),
-            **view_params(page_path)}
+    workshop = st.session_state.get(WORKSHOP_TOKEN)
+    return {**({QUERY_PARAMETER: workshop} if workshop else {}), "model": st.session_state.model_source,
+            "prompt": st.session_state.get("prompt", ""), **view_params(page_path)}
 
 
 def use_example() -> None:
     st.session_state.prompt = st.session_state.example
 
 
-def sidebar() -> None:
+def sidebar(workshop: Workshop | None) -> None:
     st.header("Model")
-    st.session_state.setdefault("model_choice", DEFAULT_MODEL)
-    choice = st.selectbox("Checkpoint", [*bundled_models(), OTHER_SOURCE], key="model_choice")
+    options = [workshop.model] if workshop else source_options()
+    remember("model_choice", options, options[0])
+    choice = st.selectbox("Checkpoint", options, key="model_choice")
     if choice == OTHER_SOURCE:
-        custom = st.text_input("Hub repo id or local folder", key="model_custom",
-                               placeholder="Qwen/Qwen3-0.6B or /path/to/folder")
+        custom = typed_source(st, "Hub repo id or local folder", "model_custom")
         st.text_input("HF token (gated models only)", key="hf_token", type="password",
                       help="Used for this download only; never shown, logged or saved by the app.")
-        st.session_state.model_source = custom.strip() or DEFAULT_MODEL
+        st.session_state.model_source = custom or options[0]
     else:
         st.session_state.model_source = choice
     col_device, col_dtype = st.columns(2)
@@ -138,13 +160,14 @@ def route() -> None:
     for key in [k for k in st.session_state if str(k).startswith("view.")]:
         st.session_state[key] = st.session_state[key]
 
-    pages = sections()
+    workshop = open_workshop()
+    pages = sections(workshop)
     all_pages = [page for section in pages.values() for page in section]
     selected = st.navigation(pages, expanded=True)  # all 15 pages: past 12 Streamlit would hide some behind "View more"
     # A page URL that was the server's very first request comes back here as a deep link (see explorer/app_state.py).
     deep_link = st.session_state.pop(DEEP_LINK, None)
     target = next((p for p in all_pages if deep_link and p.url_path == deep_link), selected)
-    restore_from_link(target.url_path)
+    restore_from_link(target.url_path, workshop)
     if st.session_state.get(PRESENTER):
         # The sidebar is hidden, not left out: a widget that is not drawn loses its value in the browser, and turning
         # presenter mode off then showed an empty prompt.
@@ -153,7 +176,7 @@ def route() -> None:
         st.html("<style>section[data-testid='stSidebar'], header[data-testid='stHeader'] {display: none;}"
                 " html {font-size: 20px;}</style>")
     with st.sidebar:
-        sidebar()
+        sidebar(workshop)
 
     st.query_params.from_dict(link_params(target.url_path))
     report_queue()

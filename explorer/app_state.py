@@ -22,7 +22,20 @@ from .compute import COMPUTE
 from .edits import Edits
 from .export import figure_csv, figure_html
 from .prompt_trace import PromptTrace
-from .serving import DEFAULT_CHOICE, MODELS, ModelChoice, prompt_trace
+from .serving import CONFIG, DEFAULT_CHOICE, MODELS, ModelChoice, prompt_trace
+
+OTHER_SOURCE = "Hub repo id or local folder…"  # the model menus' entry for typing a source
+
+
+def source_options() -> list[str]:
+    """A model menu's entries: the sources this server offers, and a typed one where its configuration allows."""
+    return [*CONFIG.choices(), *([OTHER_SOURCE] if CONFIG.typed else [])]
+
+
+def typed_source(where, label: str, key: str) -> str:
+    """A text box for a source of the visitor's own; what a configured server accepts is its configuration's."""
+    example = "Qwen/Qwen3-0.6B or /path/to/folder" if CONFIG.is_open else "a Hub repo id or a model folder's name"
+    return where.text_input(label, key=key, placeholder=example).strip()
 
 
 def load(choice: ModelChoice, token: str | None = None) -> tuple[Decoder, Tokenizer]:

@@ -6,7 +6,6 @@ session that shows the same (model, prompt, edits), so opening another page neve
 """
 
 import hashlib
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -14,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from model import DEFAULT_MODEL, Decoder, Tokenizer, load_model, load_tokenizer, resolve_source
+from model import Decoder, ModelError, Tokenizer, load_model, load_tokenizer
 
 from .analysis.attention import summarize_pattern
 from .analysis.swiglu import summarize_act
@@ -22,19 +21,24 @@ from .compute import COMPUTE
 from .edits import Edits
 from .figures.common import prime as prime_figures
 from .prompt_trace import PromptTrace, TraceCache
+from .server_config import ConfigError, ServerConfig, from_environment
 
-# What all traces together may hold, in bytes (MBE_TRACE_BUDGET_MB): past it the least recently used go first.
-TRACE_BUDGET_BYTES = int(os.environ.get("MBE_TRACE_BUDGET_MB", "2048")) * 2**20
-# What all loaded models together may hold, in bytes (MBE_MODEL_BUDGET_MB): past it the least recently used go first.
-MODEL_BUDGET_BYTES = int(os.environ.get("MBE_MODEL_BUDGET_MB", "8192")) * 2**20
+try:
+    CONFIG = from_environment()  # MBE_CONFIG's file, or the open configuration of a single user's machine
+except ConfigError as e:  # a server that cannot honour its configuration does not start
+    raise SystemExit(f"Modern Blocks Explorer cannot start: {e}") from None
+# What one trace may keep, in bytes; all traces together stay within CONFIG.trace_budget_bytes.
+TRACE_BUDGET_BYTES = CONFIG.per_trace_bytes
 # Per-layer numbers the base forward keeps for views that cover every layer (see PromptTrace).
 SUMMARIES = {"self_attn.pattern": summarize_pattern, "mlp.act": summarize_act}
-EXAMPLE_PROMPTS = [
+STORY_PROMPTS = [
     "Once upon a time, there was a little girl named Lily. She loved to play outside.",
     "Tom and Sam went to the park. Tom had a red ball. Sam said, \"Can I play with your ball?\"",
     "The cat sat on the mat. The dog sat on the log. The cat",
     "One day, a big dog saw a small bird in the tree. The dog wanted to",
 ]
+# The sidebar's examples, the first of them each session's starting prompt: the configuration's prompt, if any.
+EXAMPLE_PROMPTS = [CONFIG.prompt, *STORY_PROMPTS] if CONFIG.prompt else STORY_PROMPTS
 
 
 @dataclass(frozen=True)
@@ -54,16 +58,18 @@ def devices() -> list[str]:
     return found
 
 
-DEFAULT_CHOICE = ModelChoice(DEFAULT_MODEL, devices()[0], "auto")
+DEFAULT_CHOICE = ModelChoice(CONFIG.default_model, devices()[0], "auto")
 
 
 class ModelCache:
     """Loaded models by (choice, token), each loaded once even when several sessions ask for it at the same time,
-    all of them within `budget_bytes` of parameters: the least recently used are dropped first, and a model larger
-    than the whole budget is refused, with a message, before its weights are read."""
+    all of them within the configuration's budget of parameter bytes: the least recently used are dropped first, and
+    a model larger than the whole budget is refused, with a message, before its weights are read. Only sources the
+    configuration allows are loaded."""
 
-    def __init__(self, budget_bytes: int):
-        self.budget = budget_bytes
+    def __init__(self, config: ServerConfig):
+        self.config = config
+        self.budget = config.model_budget_bytes
         self._models: OrderedDict[tuple, tuple[Decoder, Tokenizer]] = OrderedDict()
         self._loading: dict[tuple, threading.Lock] = {}
         self._lock = threading.Lock()
@@ -77,7 +83,8 @@ class ModelCache:
 
     def get(self, choice: ModelChoice, token: str | None = None,
             progress: Callable[[int, int], None] | None = None) -> tuple[Decoder, Tokenizer]:
-        """Raises ModelError for a source that cannot be loaded, or that is larger than the budget."""
+        """Raises ModelError for a source that cannot be loaded, is not allowed, or is larger than the budget; its
+        message names no server path that the configuration does not expose."""
         # The fingerprint keeps a gated model loaded with one person's token from being served to a session without
         # it; the token itself is never kept.
         key = (choice, hashlib.sha256(token.encode()).hexdigest() if token else "")
@@ -91,12 +98,10 @@ class ModelCache:
                 with self._lock:
                     if key in self._models:
                         return self._models[key]
-                # A Hub download outside the queue: it may take minutes, in which other sessions' forwards go on.
-                folder = resolve_source(choice.source, token=token or None, progress=progress)
-                dtype = None if choice.dtype == "auto" else choice.dtype
-                with COMPUTE.slot():  # a model larger than the whole budget is refused before it is read
-                    loaded = (load_model(folder, device=choice.device, dtype=dtype, max_bytes=self.budget),
-                              load_tokenizer(folder))
+                try:
+                    loaded = self._load(choice, token, progress)
+                except ModelError as e:
+                    raise ModelError(self.config.redact(str(e))) from None
                 with self._lock:
                     self._models[key] = loaded
                     held = self._held_bytes()
@@ -108,14 +113,22 @@ class ModelCache:
             with self._lock:
                 self._loading.pop(key, None)
 
+    def _load(self, choice: ModelChoice, token: str | None, progress) -> tuple[Decoder, Tokenizer]:
+        # A Hub download outside the queue: it may take minutes, in which other sessions' forwards go on.
+        folder = self.config.resolve(choice.source, token, progress)
+        dtype = None if choice.dtype == "auto" else choice.dtype
+        with COMPUTE.slot():  # a model larger than the whole budget is refused before it is read
+            return (load_model(folder, device=choice.device, dtype=dtype, max_bytes=self.budget),
+                    load_tokenizer(folder))
+
 
 def model_bytes(model: Decoder) -> int:
     """The bytes of a model's parameters (a tied LM head counted once)."""
     return sum(p.numel() * p.element_size() for p in model.parameters())
 
 
-MODELS = ModelCache(MODEL_BUDGET_BYTES)
-TRACES = TraceCache(TRACE_BUDGET_BYTES)
+MODELS = ModelCache(CONFIG)
+TRACES = TraceCache(CONFIG.trace_budget_bytes)
 
 
 def prompt_trace(model: Decoder, tokenizer: Tokenizer, ids: list[int], edits: Edits | None = None) -> PromptTrace:

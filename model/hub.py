@@ -9,7 +9,9 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
 import httpx2
-from huggingface_hub import constants, get_cached_repo_tree, snapshot_download
+from fnmatch import fnmatchcase
+
+from huggingface_hub import HfApi, constants, get_cached_repo_tree, snapshot_download
 from huggingface_hub.errors import (
     CachedRepoTreeNotFoundError,
     GatedRepoError,
@@ -39,18 +41,25 @@ POLL_SECONDS = 0.1
 SNAPSHOT_BYTES_GROUP = "huggingface_hub.snapshot_download"  # see _ByteCounter
 
 
-def download_snapshot(repo_id: str, *, revision=None, token=None, progress=None) -> Path:
+def download_snapshot(repo_id: str, *, revision=None, token=None, progress=None, max_bytes=None) -> Path:
     """The cached folder of `repo_id` at `revision` (a branch, tag or commit), downloading what is missing.
 
     `progress(done_bytes, total_bytes)` is called on the calling thread while bytes arrive; total_bytes grows as
     each file's download starts, and the last call has done == total. Nothing is reported for cached files.
     `token` (else the HF_TOKEN variable or a stored login, which huggingface_hub reads itself) opens gated and
-    private repos; it is only ever sent to the Hub. With HF_HUB_OFFLINE=1, or with no network, only the cache is used.
+    private repos; it is only ever sent to the Hub; token=False sends none, not even the server's own login.
+    With HF_HUB_OFFLINE=1, or with no network, only the cache is used.
+
+    With `max_bytes`, a repo whose needed files add up to more is refused before any is downloaded; when their size
+    cannot be asked (the Hub out of reach), only what is already cached is used.
     """
     revision = (revision or "").strip() or None  # an empty text field means the default branch
-    token = (token or "").strip() or None  # and no token: huggingface_hub then looks for one itself
+    if isinstance(token, str):
+        token = token.strip() or None  # no token: huggingface_hub then looks for one itself
     try:
-        folder = Path(_download(repo_id, revision=revision, token=token, progress=progress))
+        cache_only = max_bytes is not None and not constants.is_offline_mode() and not _fits(
+            repo_id, revision, token, max_bytes)
+        folder = Path(_download(repo_id, revision=revision, token=token, progress=progress, cache_only=cache_only))
     except GatedRepoError:  # before RepositoryNotFoundError, its parent class
         raise ModelError(f"{repo_id} is gated: accept its license on its Hub page, then give an access token of that "
                          "account (the HF token field, or the HF_TOKEN variable).") from None
@@ -79,8 +88,25 @@ def download_snapshot(repo_id: str, *, revision=None, token=None, progress=None)
     return folder
 
 
-def _download(repo_id, *, revision, token, progress) -> str:
-    kwargs = dict(revision=revision, token=token, allow_patterns=NEEDED_FILES, ignore_patterns=IN_SUBFOLDERS)
+def _fits(repo_id, revision, token, max_bytes) -> bool:
+    """True when the repo's needed files fit in `max_bytes`; False when the Hub cannot be asked. Raises ModelError
+    for a repo that is too large, and the Hub's own errors (unknown repo, gated, ...) for download_snapshot to
+    explain."""
+    try:  # one request (repo info with file sizes); a file listing would retry for a minute with the Hub away
+        info = HfApi().model_info(repo_id, revision=revision, token=token, files_metadata=True)
+    except httpx2.TransportError:  # no connection: the download could not happen either
+        return False
+    size = sum(f.size or 0 for f in info.siblings or [] if "/" not in f.rfilename
+               and any(fnmatchcase(f.rfilename, pattern) for pattern in NEEDED_FILES))
+    if size > max_bytes:
+        raise ModelError(f"{repo_id} is {size / 2**20:,.0f} MiB, more than this server downloads "
+                         f"({max_bytes / 2**20:,.0f} MiB): choose a smaller model, or ask whoever runs the server.")
+    return True
+
+
+def _download(repo_id, *, revision, token, progress, cache_only=False) -> str:
+    kwargs = dict(revision=revision, token=token, allow_patterns=NEEDED_FILES, ignore_patterns=IN_SUBFOLDERS,
+                  local_files_only=cache_only)
     if progress is None:
         return snapshot_download(repo_id, **kwargs)
     # snapshot_download reports bytes from its worker threads. Callers such as Streamlit can only update the page

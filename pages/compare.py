@@ -9,16 +9,16 @@ import torch
 from explorer.analysis import compare
 from explorer.analysis.attention import head_label, layer_heads
 from explorer.analysis.model_facts import top_next_tokens
-from explorer.app_state import current, link_view, load, remember, show, trace_model
+from explorer.app_state import (OTHER_SOURCE, as_text, current, link_view, load, remember, show, source_options,
+                                trace_model, typed_source)
 from explorer.serving import DEFAULT_CHOICE, ModelChoice
 from explorer.figures import compare as figures
 from explorer.figures.attention import head_matrix
 from explorer.figures.common import DIVERGING, token_heatmap
 from explorer.figures.model import top_k_bar
 from explorer.trace import Trace
-from model import Decoder, ModelError, Tokenizer, bundled_models
+from model import Decoder, ModelError, Tokenizer
 
-OTHER_SOURCE = "Hub repo id or local folder…"
 PAIR = {"a": "pair-llama", "b": "pair-qwen3"}  # the bundled controlled pair: identical except for QK-norm
 
 session = current()
@@ -56,15 +56,13 @@ class Side:
 
 
 def pick_source(where, slot: str) -> str:
-    options = [*bundled_models(), OTHER_SOURCE]
+    options = source_options()
     key = f"view.compare.{slot}"
-    if st.session_state.get(key) not in options:
-        st.session_state[key] = PAIR[slot]
+    remember(key, options, PAIR[slot] if PAIR[slot] in options else options[0])
     picked = where.selectbox(f"Model {slot.upper()}", options, key=key)
     if picked != OTHER_SOURCE:
         return picked
-    return where.text_input(f"Model {slot.upper()}: Hub repo id or local folder", key=f"{key}_custom",
-                            placeholder="Qwen/Qwen3-0.6B or /path/to/folder").strip()
+    return typed_source(where, f"Model {slot.upper()}: Hub repo id or local folder", f"{key}_custom")
 
 
 def open_side(slot: str, source: str) -> Side:
@@ -81,7 +79,7 @@ def open_side(slot: str, source: str) -> Side:
             raise ModelError("its tokenizer turns the prompt into no tokens: type some text in the sidebar.")
         model.check_input(torch.tensor([ids]), 0)
     except ModelError as e:
-        st.error(f"Model {slot.upper()} ({source}): {e}")
+        st.error(f"Model {slot.upper()} ({as_text(source)}): {as_text(str(e))}")
         st.stop()
     t = trace_model(choice, model, tokenizer, ids)
     return Side(slot, source, choice, model, tokenizer, ids, t)

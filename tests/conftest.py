@@ -9,6 +9,8 @@ from streamlit.runtime.pages_manager import PagesManager
 
 from model.sources import BUNDLED_DIR
 
+pytest_plugins = ["tests.fake_hub"]  # its fixtures: hf_home, hub, checkpoint
+
 BUNDLED = BUNDLED_DIR / "stories260K"  # the default model: its config, and a tokenizer for the tiny checkpoints
 
 # The test models are tiny: a second intra-op thread only adds hand-off overhead, and on a busy machine it makes

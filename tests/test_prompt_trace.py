@@ -12,6 +12,7 @@ from explorer.analysis.logit_lens import lens_at, lens_logits
 from explorer.analysis.swiglu import THRESHOLDS, gate_sparsity
 from explorer.compute import ComputeQueue
 from explorer.prompt_trace import PromptTrace, TooLarge, TraceCache, group_bytes
+from explorer.server_config import ServerConfig
 from explorer.serving import SUMMARIES as SERVER_SUMMARIES
 from model import load_model
 
@@ -276,12 +277,12 @@ def test_a_download_holds_no_compute_slot_and_a_failed_load_leaves_nothing_behin
 
     jobs_while_resolving = []
 
-    def resolve(source, **kwargs):
-        jobs_while_resolving.append(COMPUTE.jobs())  # a Hub download would run here
-        return resolve_source(source, **kwargs)
+    class Config(ServerConfig):
+        def resolve(self, source, token=None, progress=None):
+            jobs_while_resolving.append(COMPUTE.jobs())  # a Hub download would run here
+            return resolve_source(source)
 
-    monkeypatch.setattr(serving, "resolve_source", resolve)
-    cache = serving.ModelCache(budget_bytes=2**30)
+    cache = serving.ModelCache(Config(model_budget_bytes=2**30))
     model, tokenizer = cache.get(serving.ModelChoice("stories260K", "cpu", "auto"))
     assert jobs_while_resolving == [0] and model.config.vocab_size == 512
     with pytest.raises(ModelError):
@@ -295,7 +296,7 @@ def test_models_are_kept_within_a_byte_budget_least_recently_used_first():
 
     f32, bf16 = (serving.ModelChoice("stories260K", "cpu", dtype) for dtype in ("float32", "bfloat16"))
     size = 260_032 * 4  # stories260K's parameters in float32
-    cache = serving.ModelCache(budget_bytes=int(size * 1.2))
+    cache = serving.ModelCache(ServerConfig(model_budget_bytes=int(size * 1.2)))
     first, _ = cache.get(f32)
     assert serving.model_bytes(first) == size == cache.nbytes()
     assert cache.get(f32)[0] is first  # kept: loaded once
@@ -309,7 +310,7 @@ def test_models_are_kept_within_a_byte_budget_least_recently_used_first():
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(model.loading, "read_weights", read_weights)
         with pytest.raises(ModelError, match="need 1.0 MiB in float32, more than the 0.2 MiB this server allows"):
-            serving.ModelCache(budget_bytes=size // 4).get(f32)
+            serving.ModelCache(ServerConfig(model_budget_bytes=size // 4)).get(f32)
 
 
 def test_first_nonfinite_names_where_nan_weights_begin(tiny):
