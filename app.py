@@ -71,12 +71,13 @@ def open_workshop() -> Workshop | None:
 def sections(workshop: Workshop | None) -> dict[str, list]:
     """The navigation: the pages the workshop link or the server's configuration shows, the first of a workshop's
     pages its landing page; the Workshop links page for the teacher where the configuration has a link secret."""
-    if workshop:
-        shown = list(workshop.pages)
+    allowed = [name for name in PAGE_NAMES if name in (CONFIG.pages or PAGE_NAMES)]
+    if workshop:  # within what the configuration shows now: it may have changed since the link was made
+        shown = [name for name in workshop.pages if name in allowed] or allowed[:1]
     elif CONFIG.links_required:
         shown = []  # students need a link; the teacher makes them on the Workshop links page
     else:
-        shown = [name for name in PAGE_NAMES if name in (CONFIG.pages or PAGE_NAMES)]
+        shown = allowed
     pages = {}
     for info in sorted((p for p in PAGES if p.name in shown), key=lambda p: shown.index(p.name)):
         page = st.Page(info.script, title=info.title, icon=info.icon, default=info.name == shown[0])

@@ -14,6 +14,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -76,13 +77,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server():
+def serve(env_extra: dict[str, str] | None = None):
+    """`streamlit run app.py` on a free port, offline, until the generator is closed; yields its address."""
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless",
          "true", "--server.address", "127.0.0.1"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", **(env_extra or {})},
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
@@ -98,6 +100,11 @@ def server():
     yield url
     proc.terminate()
     proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def server():
+    yield from serve()
 
 
 @pytest.fixture(scope="module")
@@ -231,6 +238,46 @@ def test_two_sessions_see_their_own_prompt(browser, server):
         other = own["beta" if name == "alpha" else "alpha"]
         assert other not in main
         page.context.close()
+
+
+SECRET = "a-browser-test-secret-of-length"
+
+
+@pytest.fixture(scope="module")
+def class_server(tmp_path_factory):
+    """A class server: two bundled models, four pages, workshop links signed with SECRET."""
+    config = tmp_path_factory.mktemp("class") / "classroom.toml"
+    config.write_text('pages = ["model", "attention", "rope", "norms"]\n[models]\nbundled = ["stories260K", '
+                      f'"pair-qwen3"]\n[links]\nsecret = "{SECRET}"\n')
+    yield from serve({"MBE_CONFIG": str(config)})
+
+
+def test_a_workshop_link_opens_its_state_and_an_expired_one_says_so(browser, class_server):
+    from playwright.sync_api import expect
+
+    from explorer.workshop import Workshop, link, make_token
+
+    pinned = Workshop("pair-qwen3", "Tom and Sam went to the park.", ("rope", "attention"))
+    page = open_page(browser, link(class_server, make_token(pinned, SECRET)))
+    assert_clean(page)
+    page.screenshot(path=str(SHOTS / "workshop-link.png"))
+    assert page.locator('[data-testid="stMain"] h1').first.inner_text().startswith("RoPE")  # its first page
+    nav = page.locator('[data-testid="stSidebarNav"] a').all_inner_texts()
+    assert [text.split()[-1] for text in nav] == ["RoPE", "Attention"]  # each after its icon's ligature name
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    assert sidebar.locator("textarea").input_value() == pinned.prompt
+    checkpoint = sidebar.locator('[data-testid="stSelectbox"]').first
+    assert "pair-qwen3" in checkpoint.inner_text() + checkpoint.locator("input").first.input_value()
+    page.reload()  # the link stays in the address: a reload is still the workshop
+    wait_for_app(page)
+    assert page.locator('[data-testid="stMain"] h1').first.inner_text().startswith("RoPE")
+    page.context.close()
+
+    expired = Workshop("pair-qwen3", "x", ("rope",), datetime(2026, 1, 1, tzinfo=UTC))
+    page = new_context(browser).new_page()
+    page.goto(link(class_server, make_token(expired, SECRET)))
+    expect(page.locator('[data-testid="stAlertContentError"]')).to_contain_text("expired on 2026-01-01")
+    page.context.close()
 
 
 def test_no_request_leaves_this_machine(browser, server):
