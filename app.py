@@ -109,6 +109,7 @@ def restore_from_link(page_path: str, workshop: Workshop | None) -> None:
                      icon=":material/info:")
     if "prompt" in params:
         st.session_state.prompt = params["prompt"]
+    st.session_state[PRESENTER] = params.get(PRESENTER) == "1"  # a projector link opens in presenter mode
     for name in VIEW_PARAMS:
         value = params.get(name, "")
         if value.isascii() and value.isdigit():  # str.isdigit() alone accepts "²", which int() refuses
@@ -119,7 +120,8 @@ def link_params(page_path: str) -> dict[str, str]:
     """The query parameters that reproduce what this session shows now."""
     workshop = st.session_state.get(WORKSHOP_TOKEN)
     return {**({QUERY_PARAMETER: workshop} if workshop else {}), "model": st.session_state.model_source,
-            "prompt": st.session_state.get("prompt", ""), **view_params(page_path)}
+            "prompt": st.session_state.get("prompt", ""), **view_params(page_path),
+            **({PRESENTER: "1"} if st.session_state.get(PRESENTER) else {})}
 
 
 def use_example() -> None:

@@ -71,8 +71,11 @@ def test_presenter_mode_hides_the_sidebar_and_keeps_the_prompt():
     assert any("stSidebar'], header" in element.proto.body for element in at.get("html"))
     assert at.sidebar.text_area(key="prompt").value == "Tom had a red ball."
     assert at.get("plotly_chart")
+    assert at.query_params["presenter"] == "1"  # in the address: a shared link opens in presenter mode
+    linked = app(**dict(at.query_params))
+    assert linked.session_state["presenter"] and linked.sidebar.text_area(key="prompt").value == "Tom had a red ball."
     at.button(key="presenter_exit").click().run()
-    assert not at.toggle(key="presenter").value and not at.get("html")
+    assert not at.toggle(key="presenter").value and not at.get("html") and "presenter" not in at.query_params
     assert at.sidebar.text_area(key="prompt").value == "Tom had a red ball."
 
 
