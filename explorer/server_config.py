@@ -51,7 +51,6 @@ class ServerConfig:
     prompt: str | None = None
     link_secret: str | None = field(default=None, repr=False)  # signs workshop links (explorer/workshop.py) and unlocks the Class page
     links_required: bool = False  # a visitor without a valid workshop link sees only a note saying so
-    _bundled_names: tuple[str, ...] = field(default_factory=lambda: tuple(bundled_models()), repr=False)
 
     @property
     def is_open(self) -> bool:
@@ -60,7 +59,7 @@ class ServerConfig:
     def choices(self) -> list[str]:
         """The sources a visitor can pick from a list, the default first."""
         if self.is_open:
-            return [DEFAULT_MODEL, *(name for name in self._bundled_names if name != DEFAULT_MODEL)]
+            return [DEFAULT_MODEL, *(name for name in bundled_models() if name != DEFAULT_MODEL)]
         exact_hub = [repo for repo in self.hub if not _is_pattern(repo)]
         return [*self.bundled, *exact_hub, *self.folder_names()]
 
