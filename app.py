@@ -12,8 +12,8 @@ from pathlib import Path
 import streamlit as st
 from streamlit.logger import get_logger
 
-from explorer.app_state import (DEEP_LINK, OTHER_SOURCE, PAGE_TRACES, PRESENTER, ROUTER_RAN, VIEW_PARAMS, as_text,
-                                export_traces, remember, report_queue, source_options, typed_source, view_params)
+from explorer.app_state import (DEEP_LINK, OTHER_SOURCE, PAGE_TRACES, PRESENTER, ROUTER_RAN, as_text, export_traces,
+                                report_queue, source_options, take_link_values, typed_source, view_params)
 from explorer.serving import CONFIG, EXAMPLE_PROMPTS, devices, warm_up
 from explorer.site_map import CLASS_PAGE, PAGE_NAMES, PAGES
 from explorer.workshop import QUERY_PARAMETER, LinkError, Workshop, open_token
@@ -68,9 +68,10 @@ def open_workshop() -> Workshop | None:
         st.stop()
 
 
-def sections(workshop: Workshop | None) -> dict[str, list]:
+def sections(workshop: Workshop | None) -> tuple[dict[str, list], str]:
     """The navigation: the pages the workshop link or the server's configuration shows, the first of a workshop's
-    pages its landing page; the Workshop links page for the teacher where the configuration has a link secret."""
+    pages its landing page; the Workshop links page for the teacher where the configuration has a link secret. And
+    the landing page's name, which its address (the server's root) leaves out."""
     allowed = [name for name in PAGE_NAMES if name in (CONFIG.pages or PAGE_NAMES)]
     if workshop:  # within what the configuration shows now: it may have changed since the link was made
         shown = [name for name in workshop.pages if name in allowed] or allowed[:1]
@@ -85,7 +86,7 @@ def sections(workshop: Workshop | None) -> dict[str, list]:
     if CONFIG.link_secret and not workshop:
         pages[CLASS_PAGE.section] = [st.Page(CLASS_PAGE.script, title=CLASS_PAGE.title, icon=CLASS_PAGE.icon,
                                              default=not shown)]
-    return pages
+    return pages, shown[0] if shown else CLASS_PAGE.name
 
 
 def restore_from_link(page_path: str, workshop: Workshop | None) -> None:
@@ -110,10 +111,10 @@ def restore_from_link(page_path: str, workshop: Workshop | None) -> None:
     if "prompt" in params:
         st.session_state.prompt = params["prompt"]
     st.session_state[PRESENTER] = params.get(PRESENTER) == "1"  # a projector link opens in presenter mode
-    for name in VIEW_PARAMS:
-        value = params.get(name, "")
-        if value.isascii() and value.isdigit():  # str.isdigit() alone accepts "²", which int() refuses
-            st.session_state[f"view.{page_path}.{name}"] = int(value)
+    take_link_values(page_path, {name: value for name, value in params.items() if name not in SESSION_PARAMS})
+
+
+SESSION_PARAMS = (QUERY_PARAMETER, "model", "prompt", PRESENTER)  # the rest of a link are the page's controls
 
 
 def link_params(page_path: str) -> dict[str, str]:
@@ -131,7 +132,8 @@ def use_example() -> None:
 def sidebar(workshop: Workshop | None) -> None:
     st.header("Model")
     options = [workshop.model] if workshop else source_options()
-    remember("model_choice", options, options[0])
+    if st.session_state.get("model_choice") not in options:
+        st.session_state.model_choice = options[0]
     choice = st.selectbox("Checkpoint", options, key="model_choice")
     if choice == OTHER_SOURCE:
         custom = typed_source(st, "Hub repo id or local folder", "model_custom")
@@ -164,13 +166,14 @@ def route() -> None:
         st.session_state[key] = st.session_state[key]
 
     workshop = open_workshop()
-    pages = sections(workshop)
+    pages, landing = sections(workshop)
     all_pages = [page for section in pages.values() for page in section]
     selected = st.navigation(pages, expanded=True)  # all 15 pages: past 12 Streamlit would hide some behind "View more"
     # A page URL that was the server's very first request comes back here as a deep link (see explorer/app_state.py).
     deep_link = st.session_state.pop(DEEP_LINK, None)
     target = next((p for p in all_pages if deep_link and p.url_path == deep_link), selected)
-    restore_from_link(target.url_path, workshop)
+    page_name = target.url_path or landing  # as in the page's "view.<page>.*" keys
+    restore_from_link(page_name, workshop)
     if st.session_state.get(PRESENTER):
         # The sidebar is hidden, not left out: a widget that is not drawn loses its value in the browser, and turning
         # presenter mode off then showed an empty prompt.
@@ -181,7 +184,7 @@ def route() -> None:
     with st.sidebar:
         sidebar(workshop)
 
-    st.query_params.from_dict(link_params(target.url_path))
+    st.query_params.from_dict(link_params(page_name))
     report_queue()
     st.session_state[ROUTER_RAN] = True
     st.session_state[PAGE_TRACES] = {}

@@ -8,6 +8,7 @@ other's inputs.
 
 import base64
 import html
+import json
 import re
 from dataclasses import dataclass
 from functools import cached_property
@@ -136,23 +137,33 @@ def report_queue() -> None:
 
 PAGE_TRACES = "_page_traces"  # the traces this run of the page drew from, offered for download by app.py
 PRESENTER = "presenter"  # the sidebar toggle's key
-# Query parameters a shared link carries for a page's view; each is the page's own "view.<page>.<name>" control.
-VIEW_PARAMS = ("layer", "head", "token")
+# A page control's value in a shared link is a query parameter named after its key, "view.<page>.<name>" -> <name>.
+# Values a link brings wait here until the page's remember() checks them against the control's options; controls
+# that remember() guards are the ones a link carries (LINKABLE), so a crafted link can only ever pick a valid option.
+LINK_VALUES, LINKABLE = "_link_values", "_linkable"
+
+
+def take_link_values(page: str, params: dict[str, str]) -> None:
+    """Keep the query parameters that may be this page's controls, parsed (JSON, else the text itself)."""
+    st.session_state[LINK_VALUES] = {f"view.{page}.{name}": _parse(text) for name, text in params.items()}
+
+
+def _parse(text: str):
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _format(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
 
 
 def view_params(page: str) -> dict[str, str]:
-    """This page's layer, head and token as query parameters, as they are now."""
-    values = {name: st.session_state.get(f"view.{page}.{name}") for name in VIEW_PARAMS}
-    return {name: str(value) for name, value in values.items() if isinstance(value, int)}
-
-
-def link_view(page: str) -> None:
-    """Put this page's layer, head and token into the address bar. app.py does it on every full run; a fragment
-    reruns without app.py, so a fragment that owns one of these controls calls this, and the address a teacher
-    copies after choosing a head opens that head."""
-    for name, value in view_params(page).items():
-        if st.query_params.get(name) != value:
-            st.query_params[name] = value
+    """This page's remembered controls as query parameters, as they are now."""
+    prefix, linkable = f"view.{page}.", st.session_state.get(LINKABLE, set())
+    return {key.removeprefix(prefix): _format(st.session_state[key]) for key in sorted(linkable)
+            if key.startswith(prefix) and key in st.session_state}
 
 
 def show(fig, *, key: str, container=st) -> None:
@@ -189,14 +200,22 @@ def show_drawing(svg: str, *, key: str, alt: str) -> None:
 
 
 def remember(key: str, options, default) -> None:
-    """Give a page control (key "view.*") `default` when it has no remembered value yet, or when another prompt or
-    model made the remembered one invalid (a list value, from a multiselect, must lie within `options`).
+    """Give a page control (key "view.*") the value a shared link brought, or else keep its remembered value, or else
+    `default`: whichever is first valid among `options` (a list value, from a multiselect, must lie within them). A
+    value another prompt or model made invalid falls back the same way. The control then travels in links.
 
     The controls themselves take no default: app.py re-assigns "view.*" keys, and Streamlit warns when a widget gets
     a value both ways."""
-    value = st.session_state.get(key)
-    if not (set(value) <= set(options) if isinstance(value, list) else value in options):
-        st.session_state[key] = default
+    st.session_state.setdefault(LINKABLE, set()).add(key)
+    linked = st.session_state.get(LINK_VALUES, {}).pop(key, None)
+    valid = [v for v in (linked, st.session_state.get(key)) if v is not None
+             and (set(v) <= set(options) if isinstance(v, list) else v in options)]
+    st.session_state[key] = (valid or [default])[0]
+    # Into the address bar now: app.py writes it on every full run, but a fragment's rerun (a control inside one
+    # changed) skips app.py, and the address a teacher copies after choosing a head must open that head.
+    name, text = key.split(".", 2)[2], _format(st.session_state[key])
+    if st.query_params.get(name) != text:
+        st.query_params[name] = text
 
 
 def export_traces() -> None:

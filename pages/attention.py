@@ -3,7 +3,7 @@
 import streamlit as st
 
 from explorer.analysis.attention import head_label, head_summaries, layer_heads, pattern_by_group, uniform_entropy
-from explorer.app_state import current, link_view, query_window, remember, show
+from explorer.app_state import current, query_window, remember, show
 from explorer.figures.attention import head_grid, head_matrix, head_summary_heatmap
 
 session = current()
@@ -44,7 +44,9 @@ def one_head(layer: int, rows: tuple[int, int] | None) -> None:
     left, right = st.columns([1, 2])
     head = left.selectbox("Head", range(config.num_attention_heads), key="view.attention.head",
                           format_func=lambda h: head_label(h, G))
-    shown = right.radio("Show", ["pattern (after softmax)", "scores (before softmax)"], horizontal=True,
+    kinds = ["pattern (after softmax)", "scores (before softmax)"]
+    remember("view.attention.values", kinds, kinds[0])
+    shown = right.radio("Show", kinds, horizontal=True,
                         key="view.attention.values",
                         help="Scores are q·k/√head_dim: any real number, turned into the pattern's weights by a "
                              "softmax over each row.")
@@ -54,7 +56,6 @@ def one_head(layer: int, rows: tuple[int, int] | None) -> None:
     show(head_matrix(scores[head] if use_scores else pattern[head], tokens if rows is None else tokens[rows[0]:rows[1]],
                      scores=use_scores, key_tokens=tokens[: rows[1]] if rows else None,
                      title=f"Layer {layer}, {head_label(head, G)}: {what}"), key="attention.head")
-    link_view("attention")  # layer and head: this fragment reruns on both
 
 
 head_views()

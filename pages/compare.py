@@ -9,7 +9,7 @@ import torch
 from explorer.analysis import compare
 from explorer.analysis.attention import head_label, layer_heads
 from explorer.analysis.model_facts import top_next_tokens
-from explorer.app_state import (OTHER_SOURCE, as_text, current, link_view, load, remember, show, source_options,
+from explorer.app_state import (OTHER_SOURCE, as_text, current, load, remember, show, source_options,
                                 trace_model, typed_source)
 from explorer.serving import DEFAULT_CHOICE, ModelChoice
 from explorer.figures import compare as figures
@@ -107,7 +107,6 @@ def aligned_layer_panels() -> None:
     )
     remember("view.compare.layer", list(range(LA)), 0)
     layer_a = st.slider(f"Layer of model {a.name}", 0, LA - 1, key="view.compare.layer") if LA > 1 else 0
-    link_view("compare")  # a fragment: app.py does not update the address on its reruns
     layer_b = compare.aligned_layer(layer_a, LA, LB)
     if LA != LB:
         st.caption(f"Layer {layer_a} of {a.name} ({LA} layers) faces layer {layer_b} of {b.name} ({LB} layers): "

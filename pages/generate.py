@@ -5,7 +5,7 @@ from html import escape
 import streamlit as st
 import torch
 
-from explorer.app_state import as_text, current
+from explorer.app_state import as_text, current, remember
 from explorer.compute import COMPUTE
 from model import ModelError
 
@@ -53,11 +53,14 @@ if room <= 0:
              "it in the sidebar to leave room for new tokens.")
     st.stop()
 
-for key, default in {"max_new_tokens": 40, "temperature": 0.0, "top_k": 0, "top_p": 1.0, "seed": 0}.items():
-    st.session_state.setdefault(f"view.generate.{key}", default)
-# Values kept from another prompt or model may exceed this one's limits, which the widgets would refuse.
-st.session_state["view.generate.max_new_tokens"] = min(st.session_state["view.generate.max_new_tokens"], room)
-st.session_state["view.generate.top_k"] = min(st.session_state["view.generate.top_k"], config.vocab_size)
+# Each within what its widget accepts (a kept value may exceed another model's limits), and so also carried by links.
+remember("view.generate.max_new_tokens", range(1, room + 1), min(40, room))
+remember("view.generate.top_k", range(config.vocab_size + 1), 0)
+remember("view.generate.seed", range(2**31), 0)
+# The float sliders' values come back from the browser as binary fractions (0.35000000000000003), which an option
+# list would not match: they keep their values, and stay out of links.
+st.session_state.setdefault("view.generate.temperature", 0.0)
+st.session_state.setdefault("view.generate.top_p", 1.0)
 
 col_tokens, col_temperature, col_top_k, col_top_p, col_seed = st.columns(5)
 max_new_tokens = col_tokens.number_input("New tokens (at most)", min_value=1, max_value=room,

@@ -5,7 +5,7 @@ import streamlit as st
 from explorer.analysis import lessons as analysis
 from explorer.analysis import model_facts as facts
 from explorer.analysis.attention import pattern_by_group
-from explorer.app_state import current, link_view, query_window, remember, show
+from explorer.app_state import current, query_window, remember, show
 from explorer.figures.attention import head_grid
 from explorer.lesson_ui import claim, lesson_title
 
@@ -19,7 +19,6 @@ def group_view() -> None:
     t = session.trace()
     remember("view.lesson_gqa.layer", range(L), 0)
     layer = st.slider("Layer", 0, L - 1, key="view.lesson_gqa.layer") if L > 1 else 0
-    link_view("lesson_gqa")  # a fragment: app.py does not update the address on its reruns
     rows = query_window(t, "view.lesson_gqa.first_query")
     show(
         head_grid(pattern_by_group(t, layer, rows), tokens if rows is None else tokens[rows[0] : rows[1]],

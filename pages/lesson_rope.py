@@ -6,7 +6,7 @@ import streamlit as st
 
 from explorer.analysis import lessons as analysis
 from explorer.analysis import rope as rope_analysis
-from explorer.app_state import current, link_view, remember, show
+from explorer.app_state import current, remember, show
 from explorer.figures import lessons as figures
 from explorer.figures.rope import shift_figure
 from explorer.lesson_ui import claim, lesson_title, pair_losses
@@ -32,7 +32,6 @@ def relative_offset() -> None:
     remember("view.lesson_rope.n", range(T), 0)
     layer = c1.selectbox("Layer", range(L), key="view.lesson_rope.layer")
     head = c2.selectbox("Query head", range(config.num_attention_heads), key="view.lesson_rope.head")
-    link_view("lesson_rope")  # a fragment: app.py does not update the address on its reruns
     m = c3.selectbox("Query token m", range(T), key="view.lesson_rope.m", format_func=token_label)
     n = c4.selectbox("Key token n", range(T), key="view.lesson_rope.n", format_func=token_label)
     table = analysis.shift_check(t, layer, head, m, n)

@@ -4,7 +4,7 @@ import streamlit as st
 
 from explorer.analysis import lessons as analysis
 from explorer.analysis import swiglu as swiglu_analysis
-from explorer.app_state import current, link_view, remember, show
+from explorer.app_state import current, remember, show
 from explorer.figures import lessons as figures
 from explorer.figures.swiglu import distributions_figure
 from explorer.lesson_ui import claim, lesson_title
@@ -20,7 +20,6 @@ def gate_histograms() -> None:
     t = session.trace()
     remember("view.lesson_swiglu.layer", range(L), 0)
     layer = st.slider("Layer", 0, L - 1, key="view.lesson_swiglu.layer") if L > 1 else 0
-    link_view("lesson_swiglu")  # a fragment: app.py does not update the address on its reruns
     st.caption("silu(gate) is the factor each neuron's up value is multiplied by. "
                + swiglu_analysis.gate_story(swiglu_analysis.mlp_values(t, layer, "act")))
     histograms = {

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from explorer.analysis.logit_lens import MAX_POSITIONS_PER_VIEW, lens_at, positions_per_view, settling_layer
-from explorer.app_state import current, show
+from explorer.app_state import current, remember, show
 from explorer.figures.logit_lens import lens_heatmap, rank_chart
 
 session = current()
@@ -31,8 +31,7 @@ def heatmap_view() -> None:
     start, end = 0, T
     if T > per_view:  # cells of a longer sequence would be too narrow, and each position costs a pass of every layer
         key = "view.logit_lens.first_position"
-        st.session_state.setdefault(key, T - per_view)  # the last positions first: the prompt's next-token guesses
-        st.session_state[key] = min(st.session_state[key], T - per_view)
+        remember(key, range(T - per_view + 1), T - per_view)  # the last positions first: the next-token guesses
         start = st.slider(f"First position shown ({per_view} at a time)", 0, T - per_view, key=key)
         end = start + per_view
     with st.spinner("Reading every layer through the final norm and LM head…"):

@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from explorer.analysis import model_facts as facts
-from explorer.app_state import as_text, current, show, show_drawing
+from explorer.app_state import as_text, current, remember, show, show_drawing
 from explorer.figures.model import block_diagram, kv_cache_bar, parameter_bar, top_k_bar
 
 session = current()
@@ -53,7 +53,7 @@ def next_token() -> None:
     st.subheader("What comes next?")
     st.markdown("The LM head gives a score to every token of the vocabulary; softmax turns the scores into "
                 "probabilities. These are the most likely tokens to follow the last one.")
-    st.session_state.setdefault("view.model.top_k", 10)
+    remember("view.model.top_k", range(1, min(50, config.vocab_size) + 1), 10)
     k = st.slider("Number of candidates shown (k)", 1, min(50, config.vocab_size), key="view.model.top_k")
     ids, probs = facts.top_next_tokens(logits, k)
     show(top_k_bar(session.tokenizer.tokens(ids), probs, position_token=session.tokens[-1]), key="model.next_token")

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from explorer.analysis import norms as analysis
-from explorer.app_state import current, show
+from explorer.app_state import current, remember, show
 from explorer.figures import norms as figures
 
 session = current()
@@ -25,6 +25,7 @@ st.markdown(
 @st.fragment
 def residual_lengths() -> None:
     st.subheader("Length of the residual stream")
+    remember("view.norms.log", [False, True], False)
     log = st.checkbox("Colour by log₁₀ (when one token dwarfs the others)", key="view.norms.log")
     show(figures.residual_norm_heatmap(analysis.l2_norms(stream), depths, tokens, log=log), key="norms.residual")
 
@@ -41,7 +42,7 @@ show(figures.inverse_rms_heatmap(analysis.inverse_rms(t), labels, tokens), key="
 @st.fragment
 def learned_gains() -> None:
     st.subheader("Learned gains")
-    st.session_state.setdefault("view.norms.k", 4.0)  # no widget default: app.py re-assigns "view.*" keys
+    remember("view.norms.k", [k / 2 for k in range(4, 21)], 4.0)  # the slider's notches, 2 to 10
     k = st.slider("Outlier threshold k (robust standard deviations from the norm's median gain)", 2.0, 10.0, step=0.5,
                   key="view.norms.k")
     gains = analysis.gains(session.model)

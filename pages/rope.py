@@ -4,7 +4,7 @@ import numpy as np
 import streamlit as st
 
 from explorer.analysis import rope as rope_analysis
-from explorer.app_state import current, link_view, query_window, remember, show
+from explorer.app_state import current, query_window, remember, show
 from explorer.edits import Edits
 from explorer.figures import rope as rope_figures
 from explorer.figures.common import DIVERGING, token_heatmap
@@ -63,9 +63,7 @@ def rotation_of_one_head() -> None:
     head = choice(c2, "Query head", heads, "view.rope.head",
                   format_func=lambda h: f"{h} (reads KV head {h // config.group_size})")
     m = choice(c3, "Query token m", positions, "view.rope.token", T - 1, format_func=token_label)
-    st.session_state.setdefault("view.rope.pairs", rope_analysis.default_pairs(config.head_dim))
-    if not set(st.session_state["view.rope.pairs"]) <= set(range(half)):  # left over from a model with a wider head
-        st.session_state["view.rope.pairs"] = rope_analysis.default_pairs(config.head_dim)
+    remember("view.rope.pairs", list(range(half)), rope_analysis.default_pairs(config.head_dim))
     pairs = sorted(st.multiselect("Frequency pairs (0 is the fastest)", range(half), key="view.rope.pairs")
                    or rope_analysis.default_pairs(config.head_dim))
     vectors = rope_analysis.head_vectors(t, layer, head, m)
@@ -74,7 +72,6 @@ def rotation_of_one_head() -> None:
     st.caption(f"Both q and k of token {token_label(m)} turn by the same angle {m} × ω in every pair; the lengths "
                f"do not change. {'Input of RoPE: q and k after QK-norm.' if config.qk_norm else ''}")
     show(rope_figures.pair_planes(before, after, pairs, spec.inv_freq, m), key="rope.pair_planes")
-    link_view("rope")
 
     st.markdown("**Scores against distance.** Every score this head computes, grouped by how far back the key is: "
                 "the light band holds all of them, the dark band the middle 80%, the line their median; red, the "

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from explorer.analysis import swiglu as analysis
-from explorer.app_state import current, link_view, remember, show
+from explorer.app_state import current, remember, show
 from explorer.figures import swiglu as figures
 
 session = current()
@@ -35,6 +35,7 @@ layer = st.columns(3)[0].selectbox("Layer", range(L), key="view.swiglu.layer")
 @st.fragment
 def distributions() -> None:
     st.subheader("Distributions")
+    remember("view.swiglu.log", [False, True], False)
     log = st.checkbox("Log count axis (shows the rare large values)", key="view.swiglu.log")
     histograms = {name: analysis.histogram(analysis.mlp_values(t, layer, name)) for name, _ in figures.DISTRIBUTIONS}
     show(figures.distributions_figure(histograms, layer, log=log), key="swiglu.distributions")
@@ -72,7 +73,6 @@ def neurons_at_one_token() -> None:
                                                       for c in top.columns if c != "neuron"})
     gate, up, hidden = analysis.neuron_point_cloud(t, layer, token)
     show(figures.gate_up_scatter(gate, up, hidden, token_label(token)), key="swiglu.gate_up")
-    link_view("swiglu")
     st.caption("Left of zero silu(gate) is small and slightly negative, so products there are small and have the "
                "opposite sign of up; right of zero the product grows with both gate and up: red above the axis, blue "
                "below.")

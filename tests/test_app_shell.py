@@ -42,7 +42,29 @@ def test_a_link_to_a_model_that_is_not_bundled_fills_the_custom_source():
     assert "Could not load" in at.error[0].value and "/no/such/folder" in at.error[0].value
 
 
-@pytest.mark.parametrize("name, value", [("layer", "²"), ("token", "¹"), ("head", "-1"), ("layer", "99999")])
+@pytest.mark.parametrize("page, controls", [
+    ("attention", {"layer": 2, "head": 5, "values": "scores (before softmax)"}),
+    ("norms", {"k": 6.5, "log": True}),
+    ("rope", {"layer": 1, "head": 3, "token": 4, "pairs": [1, 2]}),
+    ("swiglu", {"layer": 2, "threshold": 0.1, "token": 3, "k": 7, "log": True}),
+    ("generate", {"max_new_tokens": 12, "top_k": 5, "seed": 42}),
+    ("model", {"top_k": 17}),
+])
+def test_a_link_carries_every_guarded_control_of_the_page(page, controls):
+    """Set the controls, copy the address, open it in a fresh session: the same values."""
+    at = app(f"pages/{page}.py")
+    for name, value in controls.items():
+        at.session_state[f"view.{page}.{name}"] = value
+    at.run()
+    address = dict(at.query_params)
+    assert not at.exception and all(name in address for name in controls), address
+    fresh = app(f"pages/{page}.py", **address)
+    assert not fresh.exception
+    assert {name: fresh.session_state[f"view.{page}.{name}"] for name in controls} == controls
+
+
+@pytest.mark.parametrize("name, value", [("layer", "²"), ("token", "¹"), ("head", "-1"), ("layer", "99999"),
+                                         ("values", "[1,2"), ("head", '"x"'), ("k", "1e999")])
 def test_a_link_with_a_bad_view_number_opens_the_page_anyway(name, value):
     at = app("pages/attention.py", **{name: value})
     assert not at.exception
