@@ -208,14 +208,22 @@ def remember(key: str, options, default) -> None:
     a value both ways."""
     st.session_state.setdefault(LINKABLE, set()).add(key)
     linked = st.session_state.get(LINK_VALUES, {}).pop(key, None)
-    valid = [v for v in (linked, st.session_state.get(key)) if v is not None
-             and (set(v) <= set(options) if isinstance(v, list) else v in options)]
+    valid = [value for value in (linked, st.session_state.get(key)) if _fits(value, options, default)]
     st.session_state[key] = (valid or [default])[0]
     # Into the address bar now: app.py writes it on every full run, but a fragment's rerun (a control inside one
     # changed) skips app.py, and the address a teacher copies after choosing a head must open that head.
     name, text = key.split(".", 2)[2], _format(st.session_state[key])
     if st.query_params.get(name) != text:
         st.query_params[name] = text
+
+
+def _fits(value, options, default) -> bool:
+    """Whether `value` is among `options` and of the default's own type: a link's `true` is not layer 1, nor `3.0`
+    layer 3, and `[{}]` is no list of pairs."""
+    if isinstance(default, list):
+        kind = type(default[0]) if default else int
+        return isinstance(value, list) and all(type(item) is kind for item in value) and set(value) <= set(options)
+    return type(value) is type(default) and value in options
 
 
 def export_traces() -> None:
