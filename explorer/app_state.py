@@ -208,7 +208,8 @@ def remember(key: str, options, default) -> None:
     a value both ways."""
     st.session_state.setdefault(LINKABLE, set()).add(key)
     linked = st.session_state.get(LINK_VALUES, {}).pop(key, None)
-    valid = [value for value in (linked, st.session_state.get(key)) if _fits(value, options, default)]
+    valid = [v for v in (_valid(value, options, default) for value in (linked, st.session_state.get(key)))
+             if v is not None]
     st.session_state[key] = (valid or [default])[0]
     # Into the address bar now: app.py writes it on every full run, but a fragment's rerun (a control inside one
     # changed) skips app.py, and the address a teacher copies after choosing a head must open that head.
@@ -217,13 +218,19 @@ def remember(key: str, options, default) -> None:
         st.query_params[name] = text
 
 
-def _fits(value, options, default) -> bool:
-    """Whether `value` is among `options` and of the default's own type: a link's `true` is not layer 1, nor `3.0`
-    layer 3, and `[{}]` is no list of pairs."""
+def _valid(value, options, default):
+    """`value` if it is among `options` and of the default's own type (a link's `true` is not layer 1, nor `3.0`
+    layer 3, and `[{}]` is no list of pairs), else None. A float is matched to the option it rounds to: a float
+    slider's value comes back from the browser as 0.35000000000000003 for the notch 0.35."""
     if isinstance(default, list):
         kind = type(default[0]) if default else int
-        return isinstance(value, list) and all(type(item) is kind for item in value) and set(value) <= set(options)
-    return type(value) is type(default) and value in options
+        fits = isinstance(value, list) and all(type(item) is kind for item in value) and set(value) <= set(options)
+        return value if fits else None
+    if type(value) is not type(default):
+        return None
+    if isinstance(value, float):
+        return next((option for option in options if abs(option - value) < 1e-9), None)
+    return value if value in options else None
 
 
 def export_traces() -> None:

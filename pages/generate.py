@@ -57,10 +57,9 @@ if room <= 0:
 remember("view.generate.max_new_tokens", range(1, room + 1), min(40, room))
 remember("view.generate.top_k", range(config.vocab_size + 1), 0)
 remember("view.generate.seed", range(2**31), 0)
-# The float sliders' values come back from the browser as binary fractions (0.35000000000000003), which an option
-# list would not match: they keep their values, and stay out of links.
-st.session_state.setdefault("view.generate.temperature", 0.0)
-st.session_state.setdefault("view.generate.top_p", 1.0)
+NOTCHES = [round(0.05 * i, 2) for i in range(41)]  # 0 to 2 in steps of 0.05: the float sliders' values
+remember("view.generate.temperature", NOTCHES, 0.0)
+remember("view.generate.top_p", NOTCHES[1:21], 1.0)
 
 col_tokens, col_temperature, col_top_k, col_top_p, col_seed = st.columns(5)
 max_new_tokens = col_tokens.number_input("New tokens (at most)", min_value=1, max_value=room,
