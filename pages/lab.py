@@ -8,7 +8,7 @@ import streamlit as st
 import torch
 
 from explorer.analysis.lab import run_summary, summary_rows, what_happened
-from explorer.app_state import ensure_router, show
+from explorer.app_state import ensure_router, remember, show
 from explorer.compute import COMPUTE
 from explorer.figures.lab import logit_chart, loss_chart
 from training import stability
@@ -60,8 +60,8 @@ if not CORPUS_FILE.is_file():
              "pair) with `python -m training.train_pair`, then reload this page.")
     st.stop()
 
-st.session_state.setdefault("view.lab.lr", DEFAULT_LR)
-st.session_state.setdefault("view.lab.steps", DEFAULT_STEPS)
+remember("view.lab.lr", LEARNING_RATES, DEFAULT_LR)
+remember("view.lab.steps", range(1, 601), DEFAULT_STEPS)
 col_lr, col_steps = st.columns(2)
 lr = col_lr.select_slider("Peak learning rate", LEARNING_RATES, key="view.lab.lr", format_func=lambda x: f"{x:g}",
                           help="AdamW's step size after warm-up. The schedule warms up linearly over the first 5% "

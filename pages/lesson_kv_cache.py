@@ -23,7 +23,7 @@ config = session.model.config
 def kv_calculator() -> None:
     st.subheader("Calculator")
     for name, value in CALCULATOR.items():
-        st.session_state.setdefault(f"view.lesson_kv_cache.{name}", value)
+        remember(f"view.lesson_kv_cache.{name}", range(1, 2**53), value)  # what number_input(min_value=1) takes
     remember("view.lesson_kv_cache.dtype", list(facts.BYTES_PER_VALUE), "float16")
     columns = st.columns(7)
     values = {

@@ -49,6 +49,8 @@ def test_a_link_to_a_model_that_is_not_bundled_fills_the_custom_source():
     ("swiglu", {"layer": 2, "threshold": 0.1, "token": 3, "k": 7, "log": True}),
     ("generate", {"max_new_tokens": 12, "temperature": 0.35000000000000003, "top_k": 5, "top_p": 0.9, "seed": 42}),
     ("model", {"top_k": 17}),
+    ("lab", {"lr": 0.03, "steps": 120}),
+    ("lesson_kv_cache", {"layers": 28, "kv_heads": 2, "tokens": 8192, "dtype": "bfloat16"}),
 ])
 def test_a_link_carries_every_guarded_control_of_the_page(page, controls):
     """Set the controls, copy the address, open it in a fresh session: the same values."""
