@@ -206,6 +206,34 @@ def test_the_address_follows_a_control_inside_a_fragment(browser, server):
         page.context.close()
 
 
+def test_a_copied_address_opens_the_same_controls_in_a_fresh_browser(browser, server):
+    """Norms: the threshold slider and the log-colour checkbox live in fragments; the address after moving them opens
+    a new browser context with both as they were."""
+    page = open_page(browser, f"{server}/norms")
+    try:
+        slider = page.locator('[data-testid="stSlider"]').filter(has_text="Outlier threshold").locator(
+            'input[type="range"]').first
+        slider.focus()
+        for _ in range(3):  # 4.0 -> 5.5
+            slider.press("ArrowRight")
+            page.wait_for_url(re.compile(r"[?&]k=(4\.5|5|5\.5)(&|$)"))
+        page.wait_for_url(re.compile(r"[?&]k=5\.5(&|$)"))
+        page.locator('[data-testid="stCheckbox"]').filter(has_text="Colour by log").locator("label").click()
+        page.wait_for_url(re.compile(r"[?&]log=true(&|$)"))
+        copied = page.url
+    finally:
+        page.context.close()
+    fresh = open_page(browser, copied)
+    try:
+        assert_clean(fresh)
+        slider = fresh.locator('[data-testid="stSlider"]').filter(has_text="Outlier threshold")
+        assert slider.locator('input[type="range"]').first.get_attribute("value") == "5.5"
+        assert fresh.locator('[data-testid="stCheckbox"]').filter(has_text="Colour by log").locator(
+            "input").first.is_checked()
+    finally:
+        fresh.context.close()
+
+
 def set_prompt(page, text: str) -> None:
     box = page.locator('[data-testid="stSidebar"] textarea').first
     box.fill(text)
