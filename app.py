@@ -90,8 +90,9 @@ def sections(workshop: Workshop | None) -> tuple[dict[str, list], str]:
 
 
 def restore_from_link(page_path: str, workshop: Workshop | None) -> None:
-    """Once per browser session: model, prompt and the page's layer/head/token from the URL a teacher shared (a
-    workshop link's model and prompt first; the prompt a student has since typed, kept in the URL, wins on reload)."""
+    """Once per browser session: model, prompt, presenter mode and the page's controls from the URL a teacher shared
+    (a workshop link's model and prompt first; the prompt a student has since typed, kept in the URL, wins on reload).
+    The controls' values wait for the page's remember(), which keeps only valid ones."""
     if st.session_state.get("_link_restored"):
         return
     st.session_state["_link_restored"] = True
