@@ -41,7 +41,11 @@ class Decoder(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
-        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
+        # Whoever builds a Decoder sets its weights (load_model assigns the checkpoint's, training draws its own), so
+        # the embedding skips PyTorch's normal_ init: on the meta device, where load_model builds, that init imports
+        # torch._dynamo, 1-2 s of a fresh server's first model load.
+        weight = torch.empty(config.vocab_size, config.hidden_size)
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size, _weight=weight)
         self.layers = nn.ModuleList(Block(config, i) for i in range(config.num_hidden_layers))
         self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)

@@ -12,8 +12,10 @@ import torch
 
 
 def inv_freq_unscaled(head_dim: int, theta: float) -> torch.Tensor:
-    """theta^(-2i/dh) for i in 0 .. dh/2 - 1: fast rotations first, slow last. Float32, on the CPU."""
-    return 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.int64).float() / head_dim))
+    """theta^(-2i/dh) for i in 0 .. dh/2 - 1: fast rotations first, slow last. Float32, on the CPU, also inside a
+    `torch.device("meta")` block (where load_model builds: arithmetic on meta tensors imports torch._dynamo, ~1 s)."""
+    exponents = torch.arange(0, head_dim, 2, dtype=torch.int64, device="cpu").float() / head_dim
+    return 1.0 / (theta ** exponents)
 
 
 def inv_freq_scaled(head_dim: int, theta: float, scaling: dict | None) -> torch.Tensor:
