@@ -22,6 +22,7 @@ from model import Decoder, ModelError, Tokenizer
 from .compute import COMPUTE
 from .edits import Edits
 from .export import figure_csv, figure_html
+from .figures.common import mark_continuation
 from .prompt_trace import PromptTrace
 from .serving import CONFIG, DEFAULT_CHOICE, MODELS, ModelChoice, prompt_trace
 
@@ -136,6 +137,7 @@ def report_queue() -> None:
 
 
 PAGE_TRACES = "_page_traces"  # the traces this run of the page drew from, offered for download by app.py
+CONTINUATION_FROM = "_continuation_from"  # this run's: the position of the first generated token, if any
 PRESENTER = "presenter"  # the sidebar toggle's key
 # A page control's value in a shared link is a query parameter named after its key, "view.<page>.<name>" -> <name>.
 # Values a link brings wait here until the page's remember() checks them against the control's options; controls
@@ -170,8 +172,11 @@ def show(fig, *, key: str, container=st) -> None:
     """A chart in `container` (the page, a column, a placeholder), and under it an Export menu: the figure as
     standalone HTML and its data as CSV, both made only when clicked.
 
+    Where the page inspects a generated continuation, a line marks where it begins on every positional heatmap.
     In presenter mode fonts grow and the chart fills the screen, for a projector at the back of a classroom.
     """
+    if st.session_state.get(CONTINUATION_FROM):
+        mark_continuation(fig, st.session_state[CONTINUATION_FROM])
     if st.session_state.get(PRESENTER):
         fig.update_layout(font_size=20, title_font_size=26, height=max(fig.layout.height or 0, 720))
     container.plotly_chart(fig, key=f"chart.{key}")
@@ -285,5 +290,6 @@ def current() -> Session:
         st.stop()
     generated = state.get("generated")
     if generated and generated["prompt"] == prompt and generated["choice"] == choice:
+        st.session_state[CONTINUATION_FROM] = len(ids)
         return Session(model, tokenizer, choice, prompt, generated["ids"], len(ids))
     return Session(model, tokenizer, choice, prompt, ids, len(ids))

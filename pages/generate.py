@@ -5,8 +5,12 @@ from html import escape
 import streamlit as st
 import torch
 
-from explorer.app_state import as_text, current, remember
+from explorer.analysis.generation import kv_cache_growth, traced_steps
+from explorer.analysis.model_facts import format_bytes, kv_cache_bytes
+from explorer.app_state import as_text, current, remember, show
 from explorer.compute import COMPUTE
+from explorer.figures.common import axis_labels
+from explorer.figures.generation import kv_growth_chart, steps_chart
 from model import ModelError
 
 session = current()
@@ -17,6 +21,8 @@ prompt_ids = session.ids[: session.prompt_length]
 MAX_NEW_TOKENS = 512
 context_room = config.max_position_embeddings - len(prompt_ids)
 room = min(context_room, MAX_NEW_TOKENS)
+value_bytes = session.model.dtype.itemsize
+kv_per_position = kv_cache_bytes(config.num_hidden_layers, config.num_key_value_heads, config.head_dim, 1, value_bytes)
 
 
 def text_box(prompt_text: str, continuation_text: str) -> str:
@@ -80,12 +86,16 @@ has_continuation = len(session.ids) > session.prompt_length
 col_generate, col_clear, _ = st.columns([1, 1, 4])
 if col_generate.button("Generate", type="primary", key="generate"):
     settings = dict(temperature=temperature, top_k=top_k or None, top_p=top_p if top_p < 1 else None, seed=seed)
-    live = st.empty()
+    live, progress = st.empty(), st.empty()
 
     def show_so_far(tokens: torch.Tensor) -> None:
         # Each new token redraws the text. A press elsewhere on the page reruns the script, and Streamlit then
         # raises inside this call: generation stops there and the compute queue is freed.
         live.html(text_box(*prompt_and_continuation(tokens[0].tolist(), len(prompt_ids))))
+        step = tokens.shape[1] - len(prompt_ids)
+        cached = tokens.shape[1] - 1  # every token but the newest has been through the model
+        progress.caption(f"Token {step} of at most {max_new_tokens} · KV cache: {cached:,} positions, "
+                         f"{format_bytes(cached * kv_per_position)}")
 
     try:
         with st.spinner(f"Generating up to {max_new_tokens} tokens…"), COMPUTE.slot():
@@ -107,6 +117,28 @@ if has_continuation:
     st.html(text_box(prompt_text, continuation_text))
     stopped = " It stopped at the end-of-sequence token." if new_ids[-1] in config.eos_token_ids else ""
     st.caption(f"Highlighted: {len(new_ids)} generated tokens after the {session.prompt_length}-token prompt."
-               f"{stopped} Every page now inspects these {len(session.ids)} tokens.")
+               f"{stopped} Every page now inspects these {len(session.ids)} tokens, a dashed red line on its "
+               "heatmaps where the continuation begins.")
+
+    st.subheader("Step by step")
+    steps = traced_steps(session.trace(), session.prompt_length)
+    top_choices = sum(s.rank == 1 for s in steps)
+    st.markdown(
+        f"At each step the model gave every token of its vocabulary a probability. It wrote its most likely token "
+        f"at **{top_choices} of {len(steps)}** steps"
+        + (" (greedy decoding always does)." if top_choices == len(steps) else
+           "; at the others, sampling picked a less likely one (orange).")
+        + " Probabilities are the model's own, before temperature, top-k or top-p reshaped them for sampling; they "
+          "come from one forward over the whole text, which computes what each step computed with its KV cache.")
+    show(steps_chart(steps, lambda token: session.tokenizer.tokens([token])[0]), key="generate.steps")
+    growth = kv_cache_growth(config, session.prompt_length, len(steps), value_bytes)
+    labels = axis_labels([session.tokens[s.position] for s in steps], first=session.prompt_length)
+    show(kv_growth_chart(growth, session.prompt_length, labels, kv_per_position), key="generate.kv_cache")
+    st.caption(f"To choose each token the model reads the keys and values of every position before it: "
+               f"{format_bytes(growth[0])} for the prompt's {session.prompt_length} positions, then "
+               f"{format_bytes(kv_per_position)} more per generated token (2 · {config.num_hidden_layers} layers · "
+               f"{config.num_key_value_heads} KV heads · {config.head_dim} head_dim · {value_bytes} bytes of "
+               f"{session.model.dtype}). Without the cache, each step would run every earlier token through the model "
+               "again.")
 else:
     st.markdown("No continuation yet: choose the settings and press **Generate**.")

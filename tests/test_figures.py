@@ -12,7 +12,7 @@ import pytest
 from explorer.analysis.rope import DistanceScores, distance_profile
 from explorer.export import figure_csv
 from explorer.figures import attention, compare, lessons, norms, rope
-from explorer.figures.common import GAP, MAX_CELLS, pool, token_heatmap
+from explorer.figures.common import GAP, MAX_CELLS, mark_continuation, pool, token_heatmap
 
 LIMIT = 2_000_000  # bytes of JSON a chart may send at T = 512
 T = 512
@@ -224,3 +224,39 @@ def test_csv_of_head_summary_heatmap_joins_the_two_level_axis():
     table = pd.read_csv(io.StringIO(figure_csv(fig)))
     assert list(table.x[:3]) == ["KV 0 / h0", "KV 1 / h1", "KV 2 / h2"]
     assert table.loc[(table.y == 1) & (table.x == "KV 2 / h2"), "z"].item() == 5.0
+
+
+def _boundary_lines(fig) -> list[tuple[str, float]]:
+    """(axis, category coordinate) of each dashed line mark_continuation drew: a line across the y domain marks
+    a column (x), one across the x domain a row (y)."""
+    return sorted(("x", shape.x0) if shape.yref.endswith("domain") else ("y", shape.y0)
+                  for shape in fig.layout.shapes if shape.line.dash == "dash")
+
+
+def test_continuation_line_falls_between_the_last_prompt_token_and_the_first_generated_one():
+    tokens = [f"t{i}" for i in range(10)]
+    fig = mark_continuation(token_heatmap(np.ones((10, 10)), tokens, tokens, value_name="v"), 6)
+    assert _boundary_lines(fig) == [("x", 5.5), ("y", 5.5)]
+    # Rows that are no positions (layers) get no line; a continuation past the shown positions none either.
+    fig = token_heatmap(np.ones((3, 10)), ["layer 0", "layer 1", "layer 2"], tokens, value_name="v",
+                        number_rows=False)
+    assert _boundary_lines(mark_continuation(fig, 6)) == [("x", 5.5)]
+    assert _boundary_lines(mark_continuation(token_heatmap(np.ones((10, 10)), tokens, tokens, value_name="v"),
+                                             10)) == []
+
+
+def test_continuation_line_is_drawn_in_every_tile_of_the_head_grid_and_after_a_pooled_block():
+    grouped = np.random.default_rng(0).random((2, 2, 6, 6))
+    tokens = [f"t{i}" for i in range(6)]
+    fig = mark_continuation(attention.head_grid(grouped, tokens, title="grid"), 4)
+    x = fig.data[0].x
+    lines = _boundary_lines(fig)
+    # One vertical line per head column, one horizontal per KV row, each just before position 4's cell.
+    assert [axis for axis, _ in lines] == ["x", "x", "y", "y"]
+    for axis, at in lines:
+        labels = x if axis == "x" else fig.data[0].y
+        assert labels[int(at + 0.5)].startswith("4: ") and labels[int(at - 0.5)].startswith("3: ")
+    long = [f"t{i}" for i in range(1000)]  # pooled by blocks of 4: the block 500-503 holds the boundary 501
+    fig = mark_continuation(token_heatmap(np.ones((1, 1000)), ["row"], long, value_name="v", number_rows=False), 501)
+    (line,) = _boundary_lines(fig)
+    assert fig.data[0].x[int(line[1] + 0.5)].startswith("504–507: ")

@@ -2,6 +2,7 @@
 
 from html import escape
 
+import numpy as np
 import torch
 
 from explorer.analysis.logit_lens import MAX_POSITIONS_PER_VIEW
@@ -105,3 +106,26 @@ def test_generate_with_a_llama3_scaled_checkpoint(tiny_folder):
     generated = at.session_state["generated"]
     assert generated["choice"].source == str(folder)
     assert 0 < len(generated["ids"]) - len(load_tokenizer("stories260K").encode(generated["prompt"])) <= 5
+
+
+def test_each_step_and_the_kv_cache_are_shown_and_other_pages_mark_where_the_continuation_begins():
+    at = open_page("pages/generate.py")
+    at.number_input(key="view.generate.max_new_tokens").set_value(6)
+    at.button(key="generate").click().run()
+    assert not at.exception and not at.error
+    ids, prompt_length = at.session_state["generated"]["ids"], len(load_tokenizer("stories260K").encode(
+        at.session_state["prompt"]))
+    steps, kv = chart_specs(at)
+    bars, alternatives = steps["data"]
+    assert len(bars["y"]) == len(ids) - prompt_length == 6 and bars["y"][0].startswith(f"{prompt_length}: ")
+    # Greedy: every token was the model's most likely, outlined and in bold in the first column.
+    assert [(s["x0"], s["y0"]) for s in steps["layout"]["shapes"]] == [(-0.5, i - 0.5) for i in range(6)]
+    assert all(row[0].startswith("<b>") for row in alternatives["text"])
+    assert any("at **6 of 6** steps (greedy decoding always does)" in m.value for m in at.markdown)
+    prompt_part, generated_part = kv["data"]
+    assert array(generated_part["y"])[0] == 0 and np.all(np.diff(array(generated_part["y"])) > 0)
+
+    at.switch_page("pages/attention.py").run()
+    assert not at.exception
+    lines = [s for spec in chart_specs(at) for s in spec["layout"].get("shapes", []) if s["line"].get("dash") == "dash"]
+    assert lines and all(s["x0"] == s["x1"] or s["y0"] == s["y1"] for s in lines)

@@ -1,11 +1,14 @@
 """Generation: the KV cache changes nothing but speed, greedy decoding equals transformers', the bundled model
-reproduces llama2.c's reference text, and sampling, EOS, batches and the context limit behave."""
+reproduces llama2.c's reference text, and sampling, EOS, batches and the context limit behave; what the Generate
+page shows of each step."""
 
 import dataclasses
 
 import pytest
 import torch
 
+from explorer.analysis.generation import kv_cache_growth, traced_steps
+from explorer.prompt_trace import PromptTrace
 from model import KVCache, load_model, load_tokenizer
 from model.sources import BUNDLED_DIR
 from tests.conftest import VARIANTS, random_ids
@@ -229,3 +232,29 @@ def test_max_new_tokens_is_clipped_at_the_context(load):
     full = random_ids(128, batch=1, tokens=128)
     assert torch.equal(model.generate(full, 5), full)  # no room left: the prompt comes back unchanged
     assert torch.equal(model.generate(prompt, 0), prompt)
+
+
+def test_generation_steps_are_the_probabilities_each_step_chose_from():
+    """Read off one forward over prompt + continuation, each step's probabilities equal those the model gave the
+    next token from the prompt and the tokens before it (a fresh forward per step, no KV cache)."""
+    model, tokenizer = load_model("stories260K"), load_tokenizer("stories260K")
+    prompt = tokenizer.encode("Once upon a time, there was a little")
+    full = model.generate(torch.tensor([prompt]), 8, temperature=1.5, seed=3)[0].tolist()
+    trace = PromptTrace(model, full)
+    steps = traced_steps(trace, len(prompt), top=4, chunk=3)  # chunks of 3: the chunking must not show
+    assert [s.position for s in steps] == list(range(len(prompt), len(full)))
+    for s in steps:
+        probs = model(torch.tensor([full[: s.position]]))[0, -1].softmax(-1)
+        assert s.token == full[s.position]
+        assert s.probability == pytest.approx(float(probs[s.token]), abs=1e-5)
+        assert s.rank == int((probs > probs[s.token]).sum()) + 1
+        assert [i for i, _ in s.alternatives] == probs.topk(4).indices.tolist()
+    assert any(s.rank > 1 for s in steps)  # sampling at 1.5 took a less likely token somewhere (seed 3)
+    greedy = model.generate(torch.tensor([prompt]), 8)[0].tolist()
+    assert all(s.rank == 1 for s in traced_steps(PromptTrace(model, greedy), len(prompt)))
+
+
+def test_kv_cache_growth_adds_one_position_per_step_after_the_prompt():
+    config = load_model("stories260K").config
+    per_position = 2 * config.num_hidden_layers * config.num_key_value_heads * config.head_dim * 4
+    assert kv_cache_growth(config, 10, 3, 4) == [10 * per_position, 11 * per_position, 12 * per_position]

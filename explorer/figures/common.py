@@ -7,6 +7,7 @@ large to read cell by cell is pooled over blocks of positions, which the chart t
 
 import html
 import math
+import re
 import warnings
 
 import numpy as np
@@ -139,6 +140,41 @@ def category_axis(labels: list[str], *, max_labels: int, offsets: tuple[int, ...
     # No grid: a heatmap covers it except where cells are blank, and there it would stripe the blank.
     return dict(type="category", tickmode="array", tickvals=[offset + i for offset in offsets for i in shown],
                 ticktext=[labels[i] for _ in offsets for i in shown], automargin=True, showgrid=False)
+
+
+_POSITION = re.compile(r"^(\d+)(?:–\d+)?: ")  # a positional label of axis_labels: "12: cat", "8–15: a … b"
+
+
+def mark_continuation(fig: go.Figure, start: int) -> go.Figure:
+    """A dashed red line on every heatmap axis labelled by position, between the prompt and a generated
+    continuation that starts at position `start`: one per tile of a tiled axis (the head grid's), before the first
+    row or column at or after `start` (after a pooled block that holds both)."""
+    for trace in fig.data:
+        if trace.type != "heatmap":
+            continue
+        for letter in "xy":
+            labels = getattr(trace, letter)
+            if labels is None or not len(labels) or not isinstance(labels[0], str):
+                continue
+            in_prompt_before = False  # did the last positional label belong to the prompt?
+            for index, text in enumerate(labels):
+                found = _POSITION.match(text)
+                if not found:  # a gap between tiles, or a label that is no position
+                    continue
+                in_prompt = int(found.group(1)) < start
+                if in_prompt_before and not in_prompt:
+                    fig.add_shape(_boundary_line(trace, letter, index - 0.5))
+                in_prompt_before = in_prompt
+    return fig
+
+
+def _boundary_line(trace, letter: str, at: float) -> dict:
+    """A line at category coordinate `at` of the trace's `letter` axis, across the whole other axis."""
+    across = "y" if letter == "x" else "x"
+    own_axis, other_axis = getattr(trace, f"{letter}axis") or letter, getattr(trace, f"{across}axis") or across
+    return {"type": "line", "line": dict(color="#e03131", width=2, dash="dash"),
+            f"{letter}ref": own_axis, f"{letter}0": at, f"{letter}1": at,
+            f"{across}ref": f"{other_axis} domain", f"{across}0": 0, f"{across}1": 1}
 
 
 def add_note(fig: go.Figure, text: str | None) -> go.Figure:
