@@ -12,9 +12,9 @@ from pathlib import Path
 import streamlit as st
 from streamlit.logger import get_logger
 
-from explorer.app_state import (CONTINUATION_FROM, DEEP_LINK, OTHER_SOURCE, PAGE_TRACES, PRESENTER, ROUTER_RAN,
-                                as_text, export_traces, report_queue, source_options, take_link_values, typed_source,
-                                view_params)
+from explorer.app_state import (CONTINUATION_FROM, DEEP_LINK, EXPORTED_FROM, OTHER_SOURCE, PAGE_TRACES, PRESENTER,
+                                ROUTER_RAN, as_text, export_traces, report_queue, source_options, take_link_values,
+                                typed_source, view_params)
 from explorer.serving import CONFIG, EXAMPLE_PROMPTS, devices, warm_up
 from explorer.site_map import CLASS_PAGE, PAGE_NAMES, PAGES
 from explorer.workshop import QUERY_PARAMETER, LinkError, Workshop, open_token
@@ -190,7 +190,8 @@ def route() -> None:
     report_queue()
     st.session_state[ROUTER_RAN] = True
     st.session_state[PAGE_TRACES] = {}
-    st.session_state.pop(CONTINUATION_FROM, None)  # current() sets it again where the page reads a continuation
+    for per_run in (CONTINUATION_FROM, EXPORTED_FROM):  # current() sets them again for the page it serves
+        st.session_state.pop(per_run, None)
     if target.url_path != selected.url_path:
         st.switch_page(target, query_params=st.query_params.to_dict())
     selected.run()

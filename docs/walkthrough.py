@@ -69,7 +69,9 @@ print(f"zeroing the last MLP's output moves {last_token_shift(silenced_mlp):.1%}
 fig = head_grid(grouped[0].numpy(), t.tokens, title="Layer 1: each query head's attention, grouped by KV head")
 out = Path(tempfile.mkdtemp(prefix="walkthrough-"))
 (out / "layer1.html").write_text(figure_html(fig))  # opens offline: plotly.js is inside
-(out / "layer1.csv").write_text(figure_csv(fig))  # one row per cell: query, key, head, weight
+# One row per cell: query_pos, query_token, key_pos, key_token, attention_weight, head, kv_head, under three "# "
+# lines naming the model, the text and the chart (pandas.read_csv(path, skiprows=3) reads it).
+(out / "layer1.csv").write_text(figure_csv(fig, model="stories260K", text=prompt))
 t.save(out / "trace.safetensors")  # what the app's "Export traces" downloads
 back = Trace.load(out / "trace.safetensors")
 assert torch.equal(back["logits"], t["logits"]) and back.tokens == t.tokens

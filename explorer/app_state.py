@@ -138,6 +138,7 @@ def report_queue() -> None:
 
 PAGE_TRACES = "_page_traces"  # the traces this run of the page drew from, offered for download by app.py
 CONTINUATION_FROM = "_continuation_from"  # this run's: the position of the first generated token, if any
+EXPORTED_FROM = "_exported_from"  # this run's: (model, text) that the header of a CSV export names
 PRESENTER = "presenter"  # the sidebar toggle's key
 # A page control's value in a shared link is a query parameter named after its key, "view.<page>.<name>" -> <name>.
 # Values a link brings wait here until the page's remember() checks them against the control's options; controls
@@ -170,7 +171,8 @@ def view_params(page: str) -> dict[str, str]:
 
 def show(fig, *, key: str, container=st) -> None:
     """A chart in `container` (the page, a column, a placeholder), and under it an Export menu: the figure as
-    standalone HTML and its data as CSV, both made only when clicked.
+    standalone HTML and its data as CSV (whose header names what describe_exports() last said), both made only
+    when clicked.
 
     Where the page inspects a generated continuation, a line marks where it begins on every positional heatmap.
     In presenter mode fonts grow and the chart fills the screen, for a projector at the back of a classroom.
@@ -184,8 +186,15 @@ def show(fig, *, key: str, container=st) -> None:
         name = key.replace(".", "-")
         st.download_button("Figure (HTML)", lambda: figure_html(fig), f"{name}.html", "text/html",
                            key=f"export.html.{key}", on_click="ignore")
-        st.download_button("Data (CSV)", lambda: figure_csv(fig), f"{name}.csv", "text/csv",
+        model, text = st.session_state.get(EXPORTED_FROM, ("", ""))
+        st.download_button("Data (CSV)", lambda: figure_csv(fig, model=model, text=text), f"{name}.csv", "text/csv",
                            key=f"export.csv.{key}", on_click="ignore")
+
+
+def describe_exports(model: str, text: str) -> None:
+    """What the CSV exports of this run's charts say they show: current() names the sidebar's model and the text
+    the page inspects; a page that draws other models' data says so itself."""
+    st.session_state[EXPORTED_FROM] = (model, text)
 
 
 DIAGRAM_MIN_PX = 880
@@ -291,5 +300,7 @@ def current() -> Session:
     generated = state.get("generated")
     if generated and generated["prompt"] == prompt and generated["choice"] == choice:
         st.session_state[CONTINUATION_FROM] = len(ids)
+        describe_exports(choice.source, tokenizer.decode(generated["ids"]))
         return Session(model, tokenizer, choice, prompt, generated["ids"], len(ids))
+    describe_exports(choice.source, prompt)
     return Session(model, tokenizer, choice, prompt, ids, len(ids))

@@ -1,13 +1,19 @@
-"""Figures and their data as files: standalone HTML (opens offline, interactive) and CSV."""
+"""Figures and their data as files: standalone HTML (opens offline, interactive) and tidy CSV."""
 
 import html
 import io
+import json
+import re
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from . import __version__
 from .figures.common import GAP
+
+HEADER_LINES = 3  # the "# …" lines above a CSV's column names: pandas.read_csv(path, skiprows=HEADER_LINES)
+_POSITIONAL = re.compile(r"^(\d+(?:–\d+)?): (.*)$", re.DOTALL)  # "12: cat", or "8–15: a … b" for a pooled block
 
 
 def figure_html(fig: go.Figure) -> str:
@@ -15,46 +21,75 @@ def figure_html(fig: go.Figure) -> str:
     return fig.to_html(include_plotlyjs=True, full_html=True)
 
 
-def figure_csv(fig: go.Figure) -> str:
-    """The data behind every trace of `fig` as one long CSV: trace, x, y and (for heatmaps) z, one row per point.
+def figure_csv(fig: go.Figure, *, model: str = "", text: str = "") -> str:
+    """The data behind `fig` as tidy CSV: one row per heatmap cell, bar or point, one column per quantity, named
+    after the chart's axes and colour scale (query_pos, query_token, key_pos, key_token, attention_weight, head,
+    kv_head…), under HEADER_LINES lines that say which model, which text and which chart.
 
-    Numeric positions on token axes are written together with their token labels, so a spreadsheet shows words; a
-    heatmap's category axes already hold them ("3: cat"). A heatmap's named customdata (its `meta`, e.g. which head)
-    adds columns, and the blank rows and columns that separate tiled matrices are left out.
+    Positions on token axes are written as a number and a token; the blank rows and columns that separate tiled
+    matrices are left out; a column holds the trace's name only where the chart has several.
     """
+    traces = [t for t in fig.data if t.type == "heatmap" or t.x is not None or t.y is not None]
     frames = []
-    for index, trace in enumerate(fig.data):
-        name = trace.name or f"{trace.type} {index}"
-        if trace.type == "heatmap":
-            frame = _heatmap_frame(trace)
-        elif trace.x is not None or trace.y is not None:
-            frame = pd.DataFrame({"x": _column(trace.x), "y": _column(trace.y)})
-        else:
-            continue
-        frame.insert(0, "trace", name)
-        for column in ("x", "y"):
-            labels = _tick_labels(_axis(fig, trace, column))
-            if labels and pd.api.types.is_numeric_dtype(frame[column]):
-                frame.insert(frame.columns.get_loc(column) + 1, f"{column}_label", frame[column].map(labels))
+    for trace in traces:
+        frame = _heatmap_frame(fig, trace) if trace.type == "heatmap" else _points_frame(fig, trace)
+        if len(traces) > 1:
+            frame.insert(0, "series", trace.name or trace.type)
         frames.append(frame)
+    title = re.sub(r"<[^>]+>", "", html.unescape(fig.layout.title.text or ""))  # as read, without its markup
+    header = [f"# model: {model}", f"# text: {json.dumps(text, ensure_ascii=False)}",
+              f"# chart: {json.dumps(title, ensure_ascii=False)}, Modern Blocks Explorer {__version__}"]
     out = io.StringIO()
+    out.write("\n".join(header) + "\n")
     (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()).to_csv(out, index=False)
     return out.getvalue()
 
 
-def _heatmap_frame(trace) -> pd.DataFrame:
+def _heatmap_frame(fig: go.Figure, trace) -> pd.DataFrame:
     z = np.asarray(trace.z)
     z = z if z.dtype.kind == "f" else z.astype(float)  # float32 stays float32: its shortest decimals in the CSV
+    y, x = _cells(trace.y, z.shape[0]), _cells(trace.x, z.shape[1])
     rows, cols = np.meshgrid(np.arange(z.shape[0]), np.arange(z.shape[1]), indexing="ij")
-    frame = pd.DataFrame({"x": _cells(trace.x, z.shape[1])[cols.ravel()],
-                          "y": _cells(trace.y, z.shape[0])[rows.ravel()], "z": z.ravel()})
+    columns = {}
+    for letter, labels, index in (("y", y, rows), ("x", x, cols)):  # rows first: read like a matrix
+        columns.update(_axis_columns(_axis_name(fig, trace, letter), labels[index.ravel()]))
+    columns[_value_name(trace)] = z.ravel()
+    frame = _with_custom(pd.DataFrame(columns), trace)
+    # Blank separator rows and columns (between tiled matrices) have no label.
+    gap = (y[rows.ravel()] == "") | (x[cols.ravel()] == "")
+    frame = frame[~gap]
+    names = [_slug(n) for n in trace.meta.get("customdata", [])] if isinstance(trace.meta, dict) else []
+    # A tiled grid (one matrix per head) is written head by head, each matrix row by row.
+    return frame.sort_values(names, kind="stable").reset_index(drop=True) if names else frame.reset_index(drop=True)
+
+
+def _points_frame(fig: go.Figure, trace) -> pd.DataFrame:
+    columns = {_axis_name(fig, trace, letter): list(getattr(trace, letter)) for letter in ("x", "y")
+               if getattr(trace, letter) is not None}
+    return _with_custom(pd.DataFrame(columns), trace)
+
+
+def _with_custom(frame: pd.DataFrame, trace) -> pd.DataFrame:
+    """`frame` with a column for each customdata field that the trace's `meta` names (e.g. head, kv_head, token)."""
     names = trace.meta.get("customdata", []) if isinstance(trace.meta, dict) else []
     if names and trace.customdata is not None:
-        custom = np.asarray(trace.customdata).reshape(z.size, -1)
+        custom = np.asarray(trace.customdata, dtype=object).reshape(len(frame), -1)
         for i, column in enumerate(names):
-            frame[column] = custom[:, i]
-    gap = frame.x.eq("") | frame.y.eq("")  # blank separator rows and columns have no label
-    return frame[~gap].reset_index(drop=True)
+            frame[_slug(column)] = [html.unescape(v) if isinstance(v, str) else v for v in custom[:, i]]
+    return frame
+
+
+def _axis_columns(name: str, labels: np.ndarray) -> dict[str, np.ndarray]:
+    """A positional axis ("12: cat") as a position and a token column; any other as one column of its labels."""
+    if labels.dtype == object and len(labels):
+        found = [_POSITIONAL.match(str(label)) for label in labels if label != ""]
+        if found and all(found):
+            parts = [_POSITIONAL.match(str(label)) for label in labels]
+            stem = name.removesuffix("_token")  # "query_token" -> query_pos, query_token; "position" -> position, token
+            pos, token = ("position", "token") if stem == "position" else (f"{stem}_pos", f"{stem}_token")
+            return {pos: np.array([p.group(1) if p else "" for p in parts], dtype=object),
+                    token: np.array([p.group(2) if p else "" for p in parts], dtype=object)}
+    return {name: labels}
 
 
 def _cells(values, n: int) -> np.ndarray:
@@ -69,16 +104,24 @@ def _cells(values, n: int) -> np.ndarray:
     return np.asarray(values)
 
 
-def _column(values) -> list:
-    return [] if values is None else list(values)
-
-
-def _axis(fig: go.Figure, trace, letter: str):
+def _axis_key(trace, letter: str) -> str:
     ref = getattr(trace, f"{letter}axis", None) or letter
-    return fig.layout[f"{letter}axis{ref[1:]}"]
+    return f"{letter}axis{ref[1:]}"
 
 
-def _tick_labels(axis) -> dict:
-    if axis is None or axis.tickvals is None or axis.ticktext is None:
-        return {}
-    return {value: html.unescape(text) for value, text in zip(axis.tickvals, axis.ticktext)}  # Plotly-escaped
+def _axis_name(fig: go.Figure, trace, letter: str) -> str:
+    """A column name for one axis: its title as a name ("key token" -> key_token), else x or y."""
+    title = fig.layout[_axis_key(trace, letter)].title.text
+    return _slug(title) if title else letter
+
+
+def _value_name(trace) -> str:
+    """The heatmap's colour bar title as a column name ("attention weight" -> attention_weight), else value."""
+    title = trace.colorbar.title.text if trace.colorbar and trace.colorbar.title else None
+    return _slug(title) if title else "value"
+
+
+def _slug(text: str) -> str:
+    """A column name: lower case, parenthesised remarks and markup dropped, words joined by "_"."""
+    text = re.sub(r"<[^>]+>|\([^)]*\)", " ", html.unescape(str(text))).lower()
+    return "_".join(re.findall(r"[\w\-/]+", text)).replace("/", "_per_") or "value"

@@ -9,8 +9,8 @@ import torch
 from explorer.analysis import compare
 from explorer.analysis.attention import head_label, layer_heads
 from explorer.analysis.model_facts import top_next_tokens
-from explorer.app_state import (OTHER_SOURCE, as_text, current, load, remember, show, source_options,
-                                trace_model, typed_source)
+from explorer.app_state import (OTHER_SOURCE, as_text, current, describe_exports, load, remember, show,
+                                source_options, trace_model, typed_source)
 from explorer.serving import DEFAULT_CHOICE, ModelChoice
 from explorer.figures import compare as figures
 from explorer.figures.attention import head_matrix
@@ -93,6 +93,7 @@ def slug(name: str) -> str:
 pickers = st.columns(2)
 sources = [pick_source(col, slot) for col, slot in zip(pickers, "ab")]
 a, b = open_side("a", sources[0]), open_side("b", sources[1])
+describe_exports(f"A: {a.source}; B: {b.source}", session.prompt)
 LA, LB = a.model.config.num_hidden_layers, b.model.config.num_hidden_layers
 
 

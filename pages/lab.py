@@ -8,7 +8,7 @@ import streamlit as st
 import torch
 
 from explorer.analysis.lab import run_summary, summary_rows, what_happened
-from explorer.app_state import ensure_router, remember, show
+from explorer.app_state import describe_exports, ensure_router, remember, show
 from explorer.compute import COMPUTE
 from explorer.figures.lab import logit_chart, loss_chart
 from training import stability
@@ -19,6 +19,7 @@ from training.train import TrainSettings
 RESULT = "lab.result"  # the last finished run, kept so that the charts survive reruns
 
 ensure_router()  # the lab trains models of its own: it needs no prompt or sidebar model
+describe_exports("two micro models trained here (training/stability.py)", f"training text: {CORPUS_FILE.name}")
 
 st.title("Stability lab: QK-norm under a high learning rate")
 st.markdown(

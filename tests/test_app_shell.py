@@ -10,7 +10,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from explorer.app_state import as_text
-from explorer.export import figure_csv, figure_html
+from explorer import __version__
+from explorer.export import HEADER_LINES, figure_csv, figure_html
 from explorer.figures.common import token_heatmap
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -118,17 +119,24 @@ def test_bad_prompts_give_errors_not_tracebacks():
     assert not at.exception and "context" in at.error[0].value
 
 
-def test_figure_csv_writes_heatmap_cells_with_their_tokens():
-    fig = token_heatmap(np.array([[1.0, np.nan], [0.25, 0.75]]), ["<s>", "cat"], ["<s>", "cat"], value_name="w")
-    table = pd.read_csv(io.StringIO(figure_csv(fig)))
-    assert list(table.columns) == ["trace", "x", "y", "z"]
-    assert table.loc[(table.y == "1: cat") & (table.x == "0: <s>"), "z"].item() == 0.25
-    assert set(table.x) == {"0: <s>", "1: cat"}  # the axes' labels, unescaped again for the spreadsheet
+def test_figure_csv_is_tidy_one_cell_a_row_its_tokens_in_columns_named_after_the_axes_under_a_header():
+    fig = token_heatmap(np.array([[1.0, np.nan], [0.25, 0.75]]), ["<s>", "cat"], ["<s>", "cat"],
+                        value_name="attention weight", title="Layer 0, <b>head 1</b>")
+    text = figure_csv(fig, model="stories260K", text='She said "hi"\nthen left')
+    assert text.splitlines()[:HEADER_LINES] == [
+        "# model: stories260K", '# text: "She said \\"hi\\"\\nthen left"',
+        f'# chart: "Layer 0, head 1", Modern Blocks Explorer {__version__}']
+    table = pd.read_csv(io.StringIO(text), skiprows=HEADER_LINES)
+    assert list(table.columns) == ["query_pos", "query_token", "key_pos", "key_token", "attention_weight"]
+    assert table.query_pos.tolist() == [0, 0, 1, 1] and table.key_pos.tolist() == [0, 1, 0, 1]  # row by row
+    assert table.attention_weight.tolist()[2] == 0.25 and np.isnan(table.attention_weight[1])  # masked: blank
+    assert set(table.key_token) == {"<s>", "cat"}  # unescaped again for the spreadsheet
 
 
 def test_figure_csv_of_bars_and_standalone_html():
-    fig = go.Figure(go.Bar(x=["a", "b"], y=[1, 2], name="bars"))
-    assert figure_csv(fig).splitlines() == ["trace,x,y", "bars,a,1", "bars,b,2"]
+    fig = go.Figure([go.Bar(x=["a", "b"], y=[1, 2], name="bars"), go.Bar(x=["a"], y=[3], name="more")])
+    fig.update_xaxes(title_text="letter")
+    assert figure_csv(fig).splitlines()[HEADER_LINES:] == ["series,letter,y", "bars,a,1", "bars,b,2", "more,a,3"]
     page = figure_html(fig)
     assert "<html>" in page and len(page) > 1_000_000  # plotly.js itself is inlined: it opens offline
     assert '<script src="https://cdn.plot.ly' not in page

@@ -16,8 +16,13 @@ import urllib.parse
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
+from xml.etree import ElementTree
 
+import pandas as pd
 import pytest
+
+from explorer import Trace
+from explorer.export import HEADER_LINES
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,6 +30,7 @@ SHOTS = ROOT / "artifacts" / "screenshots"
 PAGES = ["", "attention", "rope", "norms", "swiglu", "logit_lens", "compare", "lesson_rmsnorm", "lesson_kv_cache",
          "lesson_swiglu", "lesson_rope", "lesson_gqa", "lesson_qk_norm"]  # "": Model, the default
 MIN_CHARTS = {"lesson_qk_norm": 0}  # the QK-norm lesson has no chart: it links to Compare and the lab instead
+NO_TRACE = {"lesson_kv_cache", "lesson_qk_norm"}  # pages that read no trace, so offer none for download
 CHROMIUM_ARGS = [
     "--headless=new",
     "--no-sandbox",
@@ -145,11 +151,68 @@ def assert_clean(page, min_charts: int = 1) -> None:
     assert page.locator(".js-plotly-plot").count() >= min_charts
 
 
+def check_download(download) -> str:
+    """A downloaded export is not empty and reads back as what its name says; returns the name."""
+    name, path = download.suggested_filename, Path(download.path())
+    data = path.read_bytes()
+    assert data, name
+    if name.endswith(".csv"):
+        table = pd.read_csv(path, skiprows=HEADER_LINES)
+        assert len(table) and len(table.columns) >= 2, name
+        assert data.startswith(b"# model: "), name
+    elif name.endswith(".html"):
+        assert b"<html>" in data[:200] and b"Plotly.newPlot" in data, name
+    elif name.endswith(".svg"):
+        assert ElementTree.fromstring(data).tag.endswith("svg"), name
+    else:
+        assert name.endswith(".safetensors") and Trace.load(path).tokens, name
+    return name
+
+
+def press_every_export(page) -> list[str]:
+    """Press every download button of the page: in each chart's Export menu (in every tab and expander too) and in
+    the sidebar's Export traces. Checks each file; returns their names."""
+    names = []
+
+    def download_each(buttons) -> None:
+        for i in range(buttons.count()):
+            with page.expect_download(timeout=60_000) as info:
+                buttons.nth(i).click()
+            names.append(check_download(info.value))
+
+    def press_shown_menus() -> None:
+        menus = page.locator('[data-testid="stMain"] [data-testid="stPopoverButton"]:not([data-pressed]):visible')
+        while menus.count():
+            menu = menus.first.element_handle()  # this button, not whichever is first once it is marked
+            menu.evaluate("button => button.setAttribute('data-pressed', '')")  # (downloads cause no rerun)
+            menu.click()
+            download_each(page.locator('[data-testid="stPopoverBody"] [data-testid="stDownloadButton"] button'))
+            page.keyboard.press("Escape")
+            page.locator('[data-testid="stPopoverBody"]').wait_for(state="detached")
+
+    for closed in page.locator('[data-testid="stMain"] details:not([open]) > summary').all():
+        closed.click()
+    press_shown_menus()
+    for tab in page.locator('[data-testid="stMain"] [role="tab"]').all():
+        tab.click()
+        press_shown_menus()
+    traces = page.locator('[data-testid="stSidebar"] [data-testid="stExpander"]', has_text="Export traces")
+    if traces.count():
+        traces.locator("summary").click()
+        download_each(traces.locator('[data-testid="stDownloadButton"] button'))
+    assert page.get_by_text("Failed to generate file").count() == 0  # Streamlit's words when an export raised
+    return names
+
+
 @pytest.mark.parametrize("page_name", PAGES)
-def test_every_page_renders_charts_without_exception(browser, server, page_name):
+def test_every_page_renders_charts_and_every_export_downloads(browser, server, page_name):
     page = open_page(browser, f"{server}/{page_name}")
     try:
         assert_clean(page, min_charts=MIN_CHARTS.get(page_name, 1))
+        names = press_every_export(page)
+        charts = page.locator(".js-plotly-plot").count()
+        assert sum(n.endswith(".csv") for n in names) == sum(n.endswith(".html") for n in names) == charts
+        assert any(n.endswith(".safetensors") for n in names) == (page_name not in NO_TRACE)
     finally:
         page.screenshot(path=str(SHOTS / f"{page_name or 'model'}.png"), full_page=True)
         page.context.close()
@@ -166,17 +229,22 @@ def press_and_wait(browser, url: str, button: str, shot: str, *, min_charts: int
     return page
 
 
-def test_generate_then_the_continuation_is_shown(browser, server):
-    page = press_and_wait(browser, f"{server}/generate", "Generate", "generate.png", min_charts=0)
+def test_generate_then_the_continuation_is_shown_step_by_step(browser, server):
+    page = press_and_wait(browser, f"{server}/generate", "Generate", "generate.png", min_charts=2)
     try:
         assert "Clear continuation" in page.locator('[data-testid="stMain"]').inner_text()
+        assert sorted(n for n in press_every_export(page) if n.endswith(".csv")) == [
+            "generate-kv_cache.csv", "generate-steps.csv"]
     finally:
         page.context.close()
 
 
 def test_stability_lab_trains_both_models(browser, server):
-    press_and_wait(browser, f"{server}/lab", "Train both models", "lab.png", min_charts=2,
-                   timeout_ms=300_000).context.close()
+    page = press_and_wait(browser, f"{server}/lab", "Train both models", "lab.png", min_charts=2, timeout_ms=300_000)
+    try:
+        assert sum(n.endswith(".csv") for n in press_every_export(page)) == 2
+    finally:
+        page.context.close()
 
 
 def test_a_shared_link_opens_the_stated_view(browser, server):

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from explorer.analysis.rope import DistanceScores, distance_profile
-from explorer.export import figure_csv
+from explorer.export import HEADER_LINES, figure_csv
 from explorer.figures import attention, compare, lessons, norms, rope
 from explorer.figures.common import GAP, MAX_CELLS, mark_continuation, pool, token_heatmap
 
@@ -210,20 +210,28 @@ def test_a_window_of_queries_is_numbered_by_its_place_among_the_keys():
 
 def test_csv_of_head_grid_has_one_row_per_cell_of_each_head_with_its_tokens():
     grouped = causal(2, 2, n=3)
-    table = pd.read_csv(io.StringIO(figure_csv(attention.head_grid(grouped, TOKENS[:3], title="t"))))
-    assert list(table.columns) == ["trace", "x", "y", "z", "head", "KV head"]
+    table = read_csv(figure_csv(attention.head_grid(grouped, TOKENS[:3], title="t")))
+    assert list(table.columns) == ["query_pos", "query_token", "key_pos", "key_token", "attention_weight", "head",
+                                   "kv_head"]
     assert len(table) == 4 * 3 * 3  # no separator rows or columns
-    cell = table[(table["head"] == 3) & (table.y == "2: ␣cat") & (table.x == "0: <s>")]
-    assert cell["KV head"].item() == 1 and cell.z.item() == pytest.approx(grouped[1, 1, 2, 0])
-    assert table.z.isna().sum() == 4 * 3  # the masked cells, blank
+    assert table["head"].tolist() == sorted(table["head"])  # head by head, each matrix row by row
+    cell = table[(table["head"] == 3) & (table.query_pos == 2) & (table.key_token == "<s>")]
+    assert cell.query_token.item() == "␣cat" and cell.kv_head.item() == 1
+    assert cell.attention_weight.item() == pytest.approx(grouped[1, 1, 2, 0])
+    assert table.attention_weight.isna().sum() == 4 * 3  # the masked cells, blank
 
 
 def test_csv_of_head_summary_heatmap_joins_the_two_level_axis():
     values = np.arange(6.0).reshape(2, 3)  # 2 layers, 3 query heads over 3 KV heads
     fig = attention.head_summary_heatmap(values, 3, title="t", value_name="nats")
-    table = pd.read_csv(io.StringIO(figure_csv(fig)))
-    assert list(table.x[:3]) == ["KV 0 / h0", "KV 1 / h1", "KV 2 / h2"]
-    assert table.loc[(table.y == 1) & (table.x == "KV 2 / h2"), "z"].item() == 5.0
+    table = read_csv(figure_csv(fig))
+    heads = table.columns[1]
+    assert list(table[heads][:3]) == ["KV 0 / h0", "KV 1 / h1", "KV 2 / h2"]
+    assert table.loc[(table.layer == 1) & (table[heads] == "KV 2 / h2"), "nats"].item() == 5.0
+
+
+def read_csv(text: str) -> pd.DataFrame:
+    return pd.read_csv(io.StringIO(text), skiprows=HEADER_LINES)
 
 
 def _boundary_lines(fig) -> list[tuple[str, float]]:

@@ -101,8 +101,8 @@ def next_token_change(tokens: list[str], p_unedited: np.ndarray, p_edited: np.nd
 def kl_by_position_bar(kl: np.ndarray, tokens: list[str], *, title: str) -> go.Figure:
     """KL(unedited ‖ edited) of the next-token distribution predicted at each position, tokens on the x-axis."""
     fig = go.Figure(go.Bar(x=np.arange(len(kl)), y=kl, marker_color=SERIES_COLOURS[1],
-                           customdata=[f"{i}: {label(t)}" for i, t in enumerate(tokens)],
-                           hovertemplate="after %{customdata}<br>KL %{y:.4g} nats<extra></extra>"))
+                           customdata=[label(t) for t in tokens], meta=dict(customdata=["token"]),  # a CSV column
+                           hovertemplate="after %{x}: %{customdata}<br>KL %{y:.4g} nats<extra></extra>"))
     fig.update_xaxes(title_text="position (the prediction made after this token)", tickangle=-60,
                      **token_axis(tokens))
     fig.update_yaxes(title_text="KL divergence (nats)", rangemode="tozero")

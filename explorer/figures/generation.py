@@ -33,12 +33,14 @@ def steps_chart(steps: list[Step], token_text) -> go.Figure:
         customdata=[s.rank for s in steps], name="written token",
         hovertemplate="%{y}<br>probability %{x:.1%}, rank %{customdata}<extra></extra>",
     ), row=1, col=1)
-    names = [[escape(token_text(token)[:LABEL_WIDTH], quote=False) for token, _ in s.alternatives] for s in steps]
+    whole = [[token_text(token) for token, _ in s.alternatives] for s in steps]
+    names = [[escape(token[:LABEL_WIDTH], quote=False) for token in row] for row in whole]
     for row, s in zip(names, steps):
         if s.rank <= top:
             row[s.rank - 1] = f"<b>{row[s.rank - 1]}</b>"
     fig.add_trace(go.Heatmap(
         z=[[p for _, p in s.alternatives] for s in steps], x=ranks, y=rows, text=names, texttemplate="%{text}",
+        customdata=[[[token] for token in row] for row in whole], meta=dict(customdata=["token"]),  # for the CSV
         textfont=dict(size=12), colorscale=SEQUENTIAL, zmin=0, zmax=1, name="alternatives",
         colorbar=dict(title=dict(text="probability", side="right"), thickness=12),
         hovertemplate="%{y}<br>%{x} most likely: %{text} (%{z:.1%})<extra></extra>",
@@ -49,7 +51,8 @@ def steps_chart(steps: list[Step], token_text) -> go.Figure:
              line=dict(color="#e03131", width=2)) for i, s in enumerate(steps) if s.rank <= top])
     fig.update_xaxes(title_text="probability of the token written", range=[0, 1], tickformat=".0%", row=1, col=1)
     fig.update_xaxes(title_text=f"the model's top {top} at that step, most likely first", row=1, col=2)
-    fig.update_yaxes(autorange="reversed", **category_axis(rows, max_labels=len(rows)), row=1, col=1)
+    fig.update_yaxes(title_text="generated token", autorange="reversed", **category_axis(rows, max_labels=len(rows)),
+                     row=1, col=1)
     return style(fig, title="Each generated token: how likely the model found it, and what else it weighed",
                  height=ROW_PX * len(steps) + 170)
 
