@@ -27,8 +27,9 @@ def lesson_title(title: str, source: str) -> None:
     )
 
 
-def claim(text: str) -> None:
-    st.info(f"**The claim.** {text}", icon=":material/menu_book:")
+def claim(text: str, sources: str) -> None:
+    """A textbook claim, with the papers it comes from."""
+    st.info(f"**The claim.** {text}\n\n*Sources:* {sources}.", icon=":material/menu_book:")
 
 
 @st.cache_data(show_spinner="Measuring the pair's loss at every position…", max_entries=4)

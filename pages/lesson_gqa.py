@@ -2,11 +2,13 @@
 
 import streamlit as st
 
+from explorer.analysis import lesson_ablations as ablations
 from explorer.analysis import lessons as analysis
 from explorer.analysis import model_facts as facts
 from explorer.analysis.attention import pattern_by_group
 from explorer.app_state import current, query_window, remember, show
 from explorer.figures.attention import head_grid
+from explorer.figures.lessons import loss_bar
 from explorer.lesson_ui import claim, lesson_title
 
 session = current()
@@ -32,6 +34,29 @@ def group_view() -> None:
     )
 
 
+def conversion() -> None:
+    """The loaded model's KV heads mean-pooled into fewer, without retraining: the prompt's loss against the cache."""
+    options = ablations.kv_head_options(config.num_key_value_heads)
+    if not options:
+        st.info("This model already has a single KV head (MQA): there are no fewer to pool it into.")
+        return
+    if len(session.ids) < 2:
+        st.info("The prompt needs at least two tokens to measure how well the model predicts it.")
+        return
+    baseline = ablations.prompt_loss(session.trace())
+    labels, losses, rows = [f"{config.num_key_value_heads} KV heads (as trained)"], [baseline.loss], []
+    for kv_heads in options:
+        pool = config.num_key_value_heads // kv_heads
+        converted = ablations.prompt_loss(session.trace(ablations.kv_pooling_edit(L, pool)))
+        change, agreement = ablations.quality_cost(baseline, converted)
+        labels.append(f"{kv_heads} KV head{'s' * (kv_heads > 1)} (cache {pool}× smaller)")
+        losses.append(converted.loss)
+        rows.append((kv_heads, pool, change, agreement))
+    show(loss_bar(labels, losses, title="The prompt's loss with the KV heads mean-pooled into fewer"),
+         key="lesson_gqa.conversion")
+    st.markdown(ablations.gqa_verdict(baseline.loss, rows))
+
+
 lesson_title("Grouped-query attention (GQA)", session.choice.source)
 st.markdown(
     "Each query head compares its query with the keys of earlier tokens and reads their values. In **GQA**, "
@@ -42,7 +67,9 @@ st.markdown(
 )
 claim(
     "GQA shrinks the KV cache by the number of query heads per KV head, compared with multi-head attention "
-    "of the same size."
+    "of the same size, at a small cost in quality.",
+    "Ainslie et al. (2023), GQA: Training Generalized Multi-Query Transformer Models from Multi-Head Checkpoints; "
+    "Shazeer (2019), Fast Transformer Decoding: One Write-Head is All You Need (MQA)",
 )
 context = config.max_position_embeddings
 per_value_dtype = config.dtype if config.dtype in facts.BYTES_PER_VALUE else "bfloat16"
@@ -63,3 +90,13 @@ else:
         "model such as stories260K or Qwen3 to see a saving."
     )
 group_view()
+st.subheader("The cost in quality: fewer KV heads by mean-pooling")
+st.markdown(
+    "A model with fewer KV heads can be made from this one the way Ainslie et al. did it: each group of "
+    "neighbouring KV heads is replaced by one whose key and value projections are their mean, and the query heads "
+    "of the whole group read it. Here each conversion runs the sidebar's prompt (an edit at every layer's k and v), "
+    "and its next-token loss on that prompt is set against the model as trained."
+)
+remember("view.lesson_gqa.run", [False, True], False)
+if st.toggle("Run the conversions (one forward each)", key="view.lesson_gqa.run"):
+    conversion()

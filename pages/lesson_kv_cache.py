@@ -61,7 +61,9 @@ st.markdown(
 )
 claim(
     "A 7B model (32 layers, 32 heads, head_dim 128) at 4K tokens in fp16 needs about 4 GB with MHA, 1 GB with "
-    "GQA-8 and 0.125 GB with MQA."
+    "GQA-8 and 0.125 GB with MQA.",
+    "Pope et al. (2022), Efficiently Scaling Transformer Inference; Shazeer (2019), Fast Transformer Decoding; "
+    "Ainslie et al. (2023), GQA",
 )
 book = analysis.book_kv_table()
 left, right = st.columns(2)

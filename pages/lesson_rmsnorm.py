@@ -35,15 +35,11 @@ def timing_experiment() -> None:
         return
     timing = measured[1]
     left, middle, right = st.columns(3)
-    left.metric("torch.nn.LayerNorm", f"{timing.layernorm_ms:.3g} ms")
-    middle.metric(
-        "model.norm.RMSNorm (this project)", f"{timing.rmsnorm_ms:.3g} ms", delta=f"{timing.saving:+.1%} saved"
-    )
-    right.metric(
-        "torch.nn.RMSNorm (PyTorch's built-in)",
-        f"{timing.builtin_rmsnorm_ms:.3g} ms",
-        delta=f"{timing.builtin_saving:+.1%} saved",
-    )
+    left.metric("torch.nn.LayerNorm (one kernel)", f"{timing.layernorm_ms:.3g} ms")
+    middle.metric("torch.nn.RMSNorm (built-in)", f"{timing.builtin_rmsnorm_ms:.3g} ms",
+                  delta=analysis.speed_against(timing.builtin_rmsnorm_ms, timing.layernorm_ms), delta_color="off")
+    right.metric("model.norm.RMSNorm (this project's)", f"{timing.rmsnorm_ms:.3g} ms",
+                 delta=analysis.speed_against(timing.rmsnorm_ms, timing.layernorm_ms), delta_color="off")
     show(
         figures.norm_timing_bar(
             ["torch.nn.LayerNorm", "model.norm.RMSNorm (project)", "torch.nn.RMSNorm (built-in)"],
@@ -53,11 +49,8 @@ def timing_experiment() -> None:
         ),
         key="lesson_rmsnorm.timing",
     )
-    verdict = "within" if 0.07 <= timing.saving <= 0.10 else "outside"
     st.markdown(
-        f"**Measured:** the project's RMSNorm saves **{timing.saving:.1%}** of LayerNorm's time here "
-        f"({verdict} the claimed 7–10%; a negative number means it is slower), PyTorch's built-in RMSNorm "
-        f"**{timing.builtin_saving:.1%}**. The claim counts arithmetic: RMSNorm skips the mean and the bias, a saving "
+        analysis.norm_timing_verdict(timing) + " The claim counts arithmetic: RMSNorm skips the mean and the bias, a saving "
         "that shows when both norms run as one fused kernel each, as in GPU training code. A forward's time also "
         "depends on how often the tensor travels through memory: torch.nn.LayerNorm is one dedicated kernel on every "
         "device, while the project's RMSNorm is written as separate PyTorch operations (square, mean, rsqrt, two "
@@ -76,7 +69,9 @@ st.markdown(
     "divides by the root-mean-square and multiplies by the gain. When a vector's mean is close to 0 the two "
     "do the same thing, and RMSNorm needs one reduction less."
 )
-claim("RMSNorm saves 7–10% of compute over LayerNorm.")
+claim("RMSNorm saves 7–10% of compute over LayerNorm.",
+      "Zhang and Sennrich (2019), Root Mean Square Layer Normalization, who measured 7% to 64% less running "
+      "time than LayerNorm across their models; Ba et al. (2016), Layer Normalization")
 timing_experiment()
 st.subheader("In the loaded model: what LayerNorm would subtract")
 st.caption(

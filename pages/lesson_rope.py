@@ -1,7 +1,6 @@
 """Lesson: RoPE, positions as rotations. Scores under a common shift of q and k, and loss beyond the training length
 of the bundled pair."""
 
-import numpy as np
 import streamlit as st
 
 from explorer.analysis import lessons as analysis
@@ -36,7 +35,6 @@ def relative_offset() -> None:
     n = c4.selectbox("Key token n", range(T), key="view.lesson_rope.n", format_func=token_label)
     table = analysis.shift_check(t, layer, head, m, n)
     both = table["both shifted"].to_numpy()
-    spread = float(np.abs(both - both[0]).max())
     left, right = st.columns(2)
     show(
         shift_figure(table["s"].to_numpy(), {c: table[c].to_numpy() for c in ("both shifted", "query only shifted")}),
@@ -50,10 +48,10 @@ def relative_offset() -> None:
     )
     st.markdown(
         f"**Measured:** this head's own q and k (before RoPE), rotated with model/rope.py as if they sat at "
-        f"(m + s, n + s), score **{both[0]:.6f}** for every shift up to s = {int(table['s'].iloc[-1]):,}, the largest "
-        f"difference being **{spread:.2g}** (float32 rounding of large angles). The model's own score at (m, n) is "
-        f"{rope_analysis.rotated_score(t, layer, head, m, n):.6f}. Moving the query alone changes the score: position "
-        "enters only as the offset m − n. **The claim holds.**"
+        f"(m + s, n + s) for shifts up to s = {int(table['s'].iloc[-1]):,}, score from **{both.min():.6f}** to "
+        f"**{both.max():.6f}**; the model's own score at (m, n) is "
+        f"{rope_analysis.rotated_score(t, layer, head, m, n):.6f}. "
+        + analysis.shift_verdict(both, table["query only shifted"].to_numpy())
     )
 
 
@@ -100,8 +98,12 @@ st.markdown(
 )
 claim(
     "q·k depends only on the relative offset: the same q and k placed at (m, n) and at (m + s, n + s) give "
-    "the same score."
+    "the same score.",
+    "Su et al. (2021), RoFormer: Enhanced Transformer with Rotary Position Embedding",
 )
 relative_offset()
-claim("RoPE extrapolates better beyond the training length.")
+claim("RoPE extrapolates better beyond the training length.",
+      "Su et al. (2021), RoFormer; contested by Press et al. (2022), Train Short, Test Long (ALiBi), who found "
+      "rotary embeddings extrapolate poorly, and by Chen et al. (2023), Extending Context Window of Large Language "
+      "Models via Positional Interpolation")
 extrapolation()

@@ -2,10 +2,12 @@
 
 import streamlit as st
 
+from explorer.analysis import lesson_ablations as ablations
 from explorer.analysis import lessons as analysis
 from explorer.analysis import swiglu as swiglu_analysis
 from explorer.app_state import current, remember, show
 from explorer.figures import lessons as figures
+from explorer.figures.lessons import loss_bar
 from explorer.figures.swiglu import distributions_figure
 from explorer.lesson_ui import claim, lesson_title
 
@@ -28,6 +30,23 @@ def gate_histograms() -> None:
     show(distributions_figure(histograms, layer), key="lesson_swiglu.gate_histograms")
 
 
+def gate_ablation() -> None:
+    """silu(gate) made constant per neuron (no longer token by token), in every layer and in one chosen layer."""
+    if len(session.ids) < 2:
+        st.info("The prompt needs at least two tokens to measure how well the model predicts it.")
+        return
+    remember("view.lesson_swiglu.ablated_layer", range(L), L // 2)
+    layer = st.selectbox("And in one layer alone", range(L), key="view.lesson_swiglu.ablated_layer",
+                         format_func=lambda i: f"layer {i}")
+    baseline = ablations.prompt_loss(session.trace()).loss
+    every = ablations.prompt_loss(session.trace(ablations.gate_edit(list(range(L))))).loss
+    one = ablations.prompt_loss(session.trace(ablations.gate_edit([layer]))).loss
+    show(loss_bar(["as trained", f"gate constant in layer {layer}", "gate constant in every layer"],
+                  [baseline, one, every], title="The prompt's loss without token-by-token gating"),
+         key="lesson_swiglu.gate_ablation")
+    st.markdown(ablations.gate_verdict(baseline, every - baseline, one - baseline, layer))
+
+
 lesson_title("SwiGLU: a gated MLP", session.choice.source)
 st.markdown(
     "The MLP of a block widens each token's vector, applies a non-linearity and narrows it back. The classic "
@@ -36,7 +55,9 @@ st.markdown(
     "neuron and token, how much of up passes. To spend the same number of weights with three matrices instead "
     "of two, F is made 8/3 · D instead of 4 · D."
 )
-claim("A SwiGLU hidden size of 8/3 × dim keeps the parameter count of a 4 × dim GELU MLP.")
+claim("A SwiGLU hidden size of 8/3 × dim keeps the parameter count of a 4 × dim GELU MLP.",
+      "Shazeer (2020), GLU Variants Improve Transformer (the hidden size reduced by 2/3 to keep parameters and "
+      "compute); Touvron et al. (2023), LLaMA (2/3 · 4d)")
 counts = analysis.mlp_counts(model)
 D, F = counts.dim, counts.intermediate
 exact_hidden = 8 * D / 3
@@ -68,3 +89,12 @@ show(
     container=right,
 )
 gate_histograms()
+st.subheader("What the gate does: take it away")
+st.markdown(
+    "Counting parameters says nothing about whether gating helps. Here the gate is taken away in the trained model: "
+    "each neuron's silu(gate) is replaced by its average over the tokens so far, so every token gets the same "
+    "typical amount of that neuron's up value instead of its own. The sidebar's prompt then measures the cost."
+)
+remember("view.lesson_swiglu.run", [False, True], False)
+if st.toggle("Run the ablation (two forwards)", key="view.lesson_swiglu.run"):
+    gate_ablation()

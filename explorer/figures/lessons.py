@@ -6,6 +6,7 @@ import plotly.graph_objects as go
 from .common import DIVERGING, style, token_heatmap
 
 MEASURED, CLAIMED = "#4c6ef5", "#adb5bd"
+REFERENCE = "#868e96"  # the unedited model, beside edited ones
 # Cool colours for the first two curves, warm for the next two: the page passes two models at two RoPE bases.
 LINE_COLORS = ("#4c6ef5", "#15aabf", "#d62728", "#fd7e14")
 
@@ -19,6 +20,21 @@ def norm_timing_bar(names: list[str], milliseconds: list[float], *, shape: str, 
     fig.update_xaxes(title_text="time per forward (ms, median of repeats)", range=[0, max(milliseconds) * 1.25])
     fig.update_yaxes(title_text="normalisation", autorange="reversed", automargin=True)
     return style(fig, title=f"Forward time on {device}, input {shape}", height=max(240, 50 * len(names) + 120))
+
+
+def loss_bar(labels: list[str], losses: list[float], *, title: str) -> go.Figure:
+    """The prompt's next-token loss of the model as trained (the first bar) and with a mechanism taken away, first on
+    top, each edited bar labelled with its change."""
+    changes = [""] + [f"{loss:.3f} ({loss - losses[0]:+.3f})" for loss in losses[1:]]
+    fig = go.Figure(go.Bar(
+        x=losses, y=labels, orientation="h", marker_color=[REFERENCE] + [MEASURED] * (len(losses) - 1),
+        text=[f"{losses[0]:.3f}", *changes[1:]], textposition="outside", cliponaxis=False,
+        hovertemplate="%{y}: %{x:.4f} nats<extra></extra>",
+    ))
+    fig.update_xaxes(title_text="mean next-token loss on the prompt (nats)", rangemode="tozero",
+                     range=[0, max(losses) * 1.3])
+    fig.update_yaxes(autorange="reversed", automargin=True)
+    return style(fig, title=title, height=max(240, 50 * len(labels) + 120))
 
 
 def mean_over_rms_heatmap(values: np.ndarray, depth_labels: list[str], tokens: list[str]) -> go.Figure:
