@@ -4,6 +4,7 @@ Streamlit runs this file twice over. As a module it defines `app`, which `stream
 lifespan warms the server up before the first visitor. As each session's script (`__main__`) it routes the page.
 """
 
+import json
 import threading
 import time
 from contextlib import asynccontextmanager
@@ -12,8 +13,9 @@ from pathlib import Path
 import streamlit as st
 from streamlit.logger import get_logger
 
-from explorer.app_state import (CONTINUATION_FROM, DEEP_LINK, EXPORTED_FROM, OTHER_SOURCE, PAGE_TRACES, PRESENTER,
-                                ROUTER_RAN, as_text, export_traces, report_queue, source_options, take_link_values,
+from explorer.app_state import (CONTINUATION, CONTINUATION_FROM, DEEP_LINK, EXPORTED_FROM, OTHER_SOURCE, PAGE_TRACES,
+                                PENDING_CONTINUATION, PRESENTER, ROUTER_RAN, as_text, continuation_settings,
+                                copy_link_button, export_traces, report_queue, source_options, take_link_values,
                                 typed_source, view_params)
 from explorer.serving import CONFIG, EXAMPLE_PROMPTS, devices, warm_up
 from explorer.site_map import CLASS_PAGE, PAGE_NAMES, PAGES
@@ -113,18 +115,25 @@ def restore_from_link(page_path: str, workshop: Workshop | None) -> None:
     if "prompt" in params:
         st.session_state.prompt = params["prompt"]
     st.session_state[PRESENTER] = params.get(PRESENTER) == "1"  # a projector link opens in presenter mode
+    settings = continuation_settings(params.get(CONTINUATION, ""))
+    if settings:  # generated again by the first page that reads the prompt
+        st.session_state[PENDING_CONTINUATION] = settings
     take_link_values(page_path, {name: value for name, value in params.items() if name not in SESSION_PARAMS})
 
 
-SESSION_PARAMS = (QUERY_PARAMETER, "model", "prompt", PRESENTER)  # the rest of a link are the page's controls
+SESSION_PARAMS = (QUERY_PARAMETER, "model", "prompt", PRESENTER, CONTINUATION)  # the rest: the page's controls
 
 
 def link_params(page_path: str) -> dict[str, str]:
     """The query parameters that reproduce what this session shows now."""
     workshop = st.session_state.get(WORKSHOP_TOKEN)
+    generated = st.session_state.get("generated")
+    continued = (generated and generated["prompt"] == st.session_state.get("prompt")
+                 and generated["choice"].source == st.session_state.model_source)
     return {**({QUERY_PARAMETER: workshop} if workshop else {}), "model": st.session_state.model_source,
-            "prompt": st.session_state.get("prompt", ""), **view_params(page_path),
-            **({PRESENTER: "1"} if st.session_state.get(PRESENTER) else {})}
+            "prompt": st.session_state.get("prompt", ""),
+            **({CONTINUATION: json.dumps(generated["settings"], separators=(",", ":"))} if continued else {}),
+            **view_params(page_path), **({PRESENTER: "1"} if st.session_state.get(PRESENTER) else {})}
 
 
 def use_example() -> None:
@@ -155,6 +164,7 @@ def sidebar(workshop: Workshop | None) -> None:
     st.selectbox("Examples", EXAMPLE_PROMPTS, index=None, key="example", placeholder="Try an example…",
                  on_change=use_example, label_visibility="collapsed")
     st.toggle("Presenter mode", key=PRESENTER, help="Large fonts, full-screen charts, the sidebar tucked away.")
+    copy_link_button()
 
 
 def route() -> None:

@@ -15,6 +15,7 @@ from functools import cached_property
 from urllib.parse import urlparse
 
 import streamlit as st
+import streamlit.components.v1 as components
 import torch
 
 from model import Decoder, ModelError, Tokenizer
@@ -136,6 +137,10 @@ def report_queue() -> None:
     COMPUTE.report_waits(on_wait)
 
 
+# A continuation travels in links as the settings that reproduce it (greedy, or seeded sampling, is repeatable):
+# {"n": new tokens, "temperature", "top_k" (0: off), "top_p" (1: off), "seed"}. The link's waits here until current().
+CONTINUATION, PENDING_CONTINUATION = "continuation", "_pending_continuation"
+MAX_NEW_TOKENS = 512  # per press of Generate, or per link: the compute queue is not held for minutes
 PAGE_TRACES = "_page_traces"  # the traces this run of the page drew from, offered for download by app.py
 CONTINUATION_FROM = "_continuation_from"  # this run's: the position of the first generated token, if any
 EXPORTED_FROM = "_exported_from"  # this run's: (model, text) that the header of a CSV export names
@@ -191,6 +196,32 @@ def show(fig, *, key: str, container=st) -> None:
                            key=f"export.csv.{key}", on_click="ignore")
 
 
+# The address bar is the link: remember() keeps it current even after a fragment's rerun, which no element drawn by the
+# full run could follow. So the button reads it in the browser. The clipboard needs a secure context (https or
+# localhost); on a classroom server over plain http the link is shown selected instead, for Ctrl+C.
+COPY_LINK_HTML = """<button id="copy" style="font: 14px 'Source Sans Pro', sans-serif; padding: 6px 12px; width: 100%;
+ border: 1px solid rgba(49, 51, 63, 0.2); border-radius: 8px; background: white; cursor: pointer">Copy link to this
+ view</button><input id="link" readonly aria-label="Link to this view" style="display: none; width: 95%; margin-top: 4px">
+<script>
+const button = document.getElementById("copy"), field = document.getElementById("link");
+button.onclick = async () => {
+  const link = window.parent.location.href;
+  try {
+    await navigator.clipboard.writeText(link);
+    button.textContent = "Copied: paste it anywhere";
+  } catch (error) {
+    field.style.display = "block"; field.value = link; field.select();
+    button.textContent = "Selected below: press Ctrl+C";
+  }
+};
+</script>"""
+
+
+def copy_link_button() -> None:
+    """A button that copies the address of the view as it is now (model, prompt, every control, presenter mode)."""
+    components.html(COPY_LINK_HTML, height=80)
+
+
 def describe_exports(model: str, text: str) -> None:
     """What the CSV exports of this run's charts say they show: current() names the sidebar's model and the text
     the page inspects; a page that draws other models' data says so itself."""
@@ -230,6 +261,17 @@ def remember(key: str, options, default) -> None:
     name, text = key.split(".", 2)[2], _format(st.session_state[key])
     if st.query_params.get(name) != text:
         st.query_params[name] = text
+
+
+class _AnyText:
+    """remember()'s options for a free text box: any text of a sane length; the page checks what it means (a typed
+    model source, for one, goes through the server's configuration like any other)."""
+
+    def __contains__(self, value) -> bool:
+        return isinstance(value, str) and len(value) <= 500
+
+
+ANY_TEXT = _AnyText()
 
 
 def _valid(value, options, default):
@@ -277,6 +319,40 @@ def ensure_router() -> None:
         st.switch_page("app.py", query_params=st.query_params.to_dict())  # a shared link's state goes along
 
 
+def continuation_settings(text: str) -> dict | None:
+    """The settings a link's continuation parameter names, if they are well-formed; the model checks their range."""
+    try:
+        settings = json.loads(text)
+    except ValueError:
+        return None
+    kinds = {"n": int, "temperature": (int, float), "top_k": int, "top_p": (int, float), "seed": int}
+    if not isinstance(settings, dict) or set(settings) != set(kinds):
+        return None
+    if any(isinstance(settings[k], bool) or not isinstance(settings[k], kind) for k, kind in kinds.items()):
+        return None
+    return settings if 1 <= settings["n"] <= MAX_NEW_TOKENS and 0 <= settings["seed"] < 2**31 else None
+
+
+def generate(model: Decoder, prompt_ids: list[int], settings: dict, on_token=None) -> list[int]:
+    """Prompt + continuation with the Generate page's settings, through the compute queue. Raises ModelError."""
+    # top_k 0 and top_p 1 mean "off"; temperature 0 is greedy, which ignores the rest (the model still checks them).
+    with COMPUTE.slot():
+        return model.generate(torch.tensor([prompt_ids]), settings["n"], temperature=settings["temperature"],
+                              top_k=settings["top_k"] or None, top_p=settings["top_p"] if settings["top_p"] != 1 else None,
+                              seed=settings["seed"], on_token=on_token)[0].tolist()
+
+
+def generate_from_link(model: Decoder, choice: ModelChoice, prompt: str, ids: list[int], settings: dict) -> None:
+    """The continuation a shared link names, generated again for this session (every page then reads it)."""
+    try:
+        with st.spinner(f"Generating the link's continuation ({settings['n']} tokens at most)…"):
+            full = generate(model, ids, settings)
+    except ModelError as e:
+        st.warning(f"The link's continuation could not be generated again: {as_text(str(e))}")
+        return
+    st.session_state["generated"] = {"prompt": prompt, "choice": choice, "ids": full, "settings": settings}
+
+
 def current() -> Session:
     """The session for this rerun, from the sidebar's widgets; shows an error and stops the page on bad input."""
     ensure_router()
@@ -297,6 +373,8 @@ def current() -> Session:
     except ModelError as e:
         st.error(as_text(str(e)))
         st.stop()
+    if PENDING_CONTINUATION in state:
+        generate_from_link(model, choice, prompt, ids, state.pop(PENDING_CONTINUATION))
     generated = state.get("generated")
     if generated and generated["prompt"] == prompt and generated["choice"] == choice:
         st.session_state[CONTINUATION_FROM] = len(ids)

@@ -9,7 +9,7 @@ import torch
 from explorer.analysis import compare
 from explorer.analysis.attention import head_label, layer_heads
 from explorer.analysis.model_facts import top_next_tokens
-from explorer.app_state import (OTHER_SOURCE, as_text, current, describe_exports, load, remember, show,
+from explorer.app_state import (ANY_TEXT, OTHER_SOURCE, as_text, current, describe_exports, load, remember, show,
                                 source_options, trace_model, typed_source)
 from explorer.serving import DEFAULT_CHOICE, ModelChoice
 from explorer.figures import compare as figures
@@ -62,6 +62,7 @@ def pick_source(where, slot: str) -> str:
     picked = where.selectbox(f"Model {slot.upper()}", options, key=key)
     if picked != OTHER_SOURCE:
         return picked
+    remember(f"{key}_custom", ANY_TEXT, "")  # a typed source travels in links too
     return typed_source(where, f"Model {slot.upper()}: Hub repo id or local folder", f"{key}_custom")
 
 

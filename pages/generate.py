@@ -7,8 +7,7 @@ import torch
 
 from explorer.analysis.generation import kv_cache_growth, traced_steps
 from explorer.analysis.model_facts import format_bytes, kv_cache_bytes
-from explorer.app_state import as_text, current, remember, show
-from explorer.compute import COMPUTE
+from explorer.app_state import MAX_NEW_TOKENS, as_text, current, generate, remember, show
 from explorer.figures.common import axis_labels
 from explorer.figures.generation import kv_growth_chart, steps_chart
 from model import ModelError
@@ -18,7 +17,6 @@ config = session.model.config
 prompt_ids = session.ids[: session.prompt_length]
 # One press generates at most MAX_NEW_TOKENS: a shared server's compute queue is not held for minutes, nor a KV cache
 # for the whole context allocated (40,940 tokens of Qwen3-0.6B's context: 9 GB).
-MAX_NEW_TOKENS = 512
 context_room = config.max_position_embeddings - len(prompt_ids)
 room = min(context_room, MAX_NEW_TOKENS)
 value_bytes = session.model.dtype.itemsize
@@ -85,7 +83,7 @@ seed = col_seed.number_input("Seed", min_value=0, max_value=2**31 - 1, key="view
 has_continuation = len(session.ids) > session.prompt_length
 col_generate, col_clear, _ = st.columns([1, 1, 4])
 if col_generate.button("Generate", type="primary", key="generate"):
-    settings = dict(temperature=temperature, top_k=top_k or None, top_p=top_p if top_p < 1 else None, seed=seed)
+    settings = dict(n=int(max_new_tokens), temperature=temperature, top_k=int(top_k), top_p=top_p, seed=int(seed))
     live, progress = st.empty(), st.empty()
 
     def show_so_far(tokens: torch.Tensor) -> None:
@@ -98,13 +96,14 @@ if col_generate.button("Generate", type="primary", key="generate"):
                          f"{format_bytes(cached * kv_per_position)}")
 
     try:
-        with st.spinner(f"Generating up to {max_new_tokens} tokens…"), COMPUTE.slot():
-            full = session.model.generate(torch.tensor([prompt_ids]), int(max_new_tokens), on_token=show_so_far,
-                                          **(settings if sampling else {}))
+        with st.spinner(f"Generating up to {max_new_tokens} tokens…"):
+            full = generate(session.model, prompt_ids, settings, on_token=show_so_far)
     except ModelError as e:
         st.error(f"Generation failed: {as_text(str(e))}")
         st.stop()
-    st.session_state["generated"] = {"prompt": session.prompt, "choice": session.choice, "ids": full[0].tolist()}
+    # The settings reproduce the continuation: links carry them, and a link's opener generates it again.
+    st.session_state["generated"] = {"prompt": session.prompt, "choice": session.choice, "ids": full,
+                                     "settings": settings}
     st.rerun()  # so that this page, like every other, reads the new sequence through current()
 col_clear.button("Clear continuation", key="clear_generated", disabled=not has_continuation,
                  on_click=lambda: st.session_state.pop("generated", None))

@@ -68,11 +68,14 @@ def kv_cache() -> None:
         "key/value head, and multi-query attention (MQA) lets all of them share a single one, which shrinks the cache "
         "compared with classic multi-head attention (MHA)."
     )
-    if st.session_state.get("view.model.kv_source") != session.choice.source:  # new model: start from its context
-        st.session_state["view.model.kv_source"] = session.choice.source
-        st.session_state["view.model.kv_tokens"] = config.max_position_embeddings
-        st.session_state["view.model.kv_dtype"] = config.dtype if config.dtype in facts.BYTES_PER_VALUE else "bfloat16"
-    st.session_state.setdefault("view.model.kv_batch", 1)
+    if st.session_state.get("kv_calculator_model") != session.choice.source:  # a new model: start from its context
+        st.session_state["kv_calculator_model"] = session.choice.source
+        st.session_state.pop("view.model.kv_tokens", None)
+        st.session_state.pop("view.model.kv_dtype", None)
+    remember("view.model.kv_tokens", range(1, 2**53), config.max_position_embeddings)  # what number_input takes
+    remember("view.model.kv_dtype", list(facts.BYTES_PER_VALUE),
+             config.dtype if config.dtype in facts.BYTES_PER_VALUE else "bfloat16")
+    remember("view.model.kv_batch", range(1, 2**53), 1)
     col_tokens, col_dtype, col_batch = st.columns(3)
     tokens = col_tokens.number_input("Tokens cached per sequence", min_value=1, step=256, key="view.model.kv_tokens",
                                      help=f"This model's context length is {config.max_position_embeddings:,}.")

@@ -9,8 +9,8 @@ import plotly.graph_objects as go
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from explorer.app_state import as_text
 from explorer import __version__
+from explorer.app_state import OTHER_SOURCE, as_text
 from explorer.export import HEADER_LINES, figure_csv, figure_html
 from explorer.figures.common import token_heatmap
 
@@ -49,7 +49,11 @@ def test_a_link_to_a_model_that_is_not_bundled_fills_the_custom_source():
     ("rope", {"layer": 1, "head": 3, "token": 4, "pairs": [1, 2]}),
     ("swiglu", {"layer": 2, "threshold": 0.1, "token": 3, "k": 7, "log": True}),
     ("generate", {"max_new_tokens": 12, "temperature": 0.35000000000000003, "top_k": 5, "top_p": 0.9, "seed": 42}),
-    ("model", {"top_k": 17}),
+    ("model", {"top_k": 17, "kv_tokens": 1000, "kv_dtype": "int8", "kv_batch": 3}),
+    ("compare", {"a": OTHER_SOURCE, "a_custom": "stories260K", "layer": 1}),
+    ("lesson_gqa", {"layer": 2, "run": True}),
+    ("lesson_swiglu", {"layer": 1, "run": True, "ablated_layer": 3}),
+    ("lesson_qk_norm", {"run": True}),
     ("lab", {"lr": 0.03, "steps": 120}),
     ("lesson_kv_cache", {"layers": 28, "kv_heads": 2, "tokens": 8192, "dtype": "bfloat16"}),
 ])

@@ -275,9 +275,12 @@ def test_the_address_follows_a_control_inside_a_fragment(browser, server):
 
 
 def test_a_copied_address_opens_the_same_controls_in_a_fresh_browser(browser, server):
-    """Norms: the threshold slider and the log-colour checkbox live in fragments; the address after moving them opens
-    a new browser context with both as they were."""
-    page = open_page(browser, f"{server}/norms")
+    """Norms: the threshold slider and the log-colour checkbox live in fragments; the link that the sidebar's Copy
+    link button copies after moving them opens a new browser context with both as they were."""
+    page = new_context(browser, viewport={"width": 1400, "height": 2400},
+                       permissions=["clipboard-read", "clipboard-write"]).new_page()
+    page.goto(f"{server}/norms")
+    wait_for_app(page)
     try:
         slider = page.locator('[data-testid="stSlider"]').filter(has_text="Outlier threshold").locator(
             'input[type="range"]').first
@@ -288,7 +291,11 @@ def test_a_copied_address_opens_the_same_controls_in_a_fresh_browser(browser, se
         page.wait_for_url(re.compile(r"[?&]k=5\.5(&|$)"))
         page.locator('[data-testid="stCheckbox"]').filter(has_text="Colour by log").locator("label").click()
         page.wait_for_url(re.compile(r"[?&]log=true(&|$)"))
-        copied = page.url
+        button = page.locator('[data-testid="stSidebar"] iframe').content_frame.get_by_role("button")
+        button.click()
+        page.wait_for_function("() => navigator.clipboard.readText().then(text => text.includes('log=true'))")
+        copied = page.evaluate("navigator.clipboard.readText()")
+        assert copied == page.url
     finally:
         page.context.close()
     fresh = open_page(browser, copied)

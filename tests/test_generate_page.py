@@ -1,14 +1,17 @@
 """Generate page: the continuation is the model's, is kept for every page, only re-runs on the button, and clears."""
 
+import json
 from html import escape
 
 import numpy as np
+import pytest
 import torch
+from streamlit.testing.v1 import AppTest
 
 from explorer.analysis.logit_lens import MAX_POSITIONS_PER_VIEW
 from model import load_model, load_tokenizer
 
-from .apptest_helpers import array, chart_specs, open_page
+from .apptest_helpers import APP, array, chart_specs, open_page
 
 
 def greedy_reference(prompt: str, max_new_tokens: int) -> list[int]:
@@ -129,3 +132,34 @@ def test_each_step_and_the_kv_cache_are_shown_and_other_pages_mark_where_the_con
     assert not at.exception
     lines = [s for spec in chart_specs(at) for s in spec["layout"].get("shapes", []) if s["line"].get("dash") == "dash"]
     assert lines and all(s["x0"] == s["x1"] or s["y0"] == s["y1"] for s in lines)
+
+
+def test_a_link_carries_the_continuation_as_the_settings_that_reproduce_it():
+    at = open_page("pages/generate.py")
+    at.slider(key="view.generate.temperature").set_value(0.8).run()
+    at.number_input(key="view.generate.seed").set_value(11)
+    at.number_input(key="view.generate.max_new_tokens").set_value(9)
+    at.button(key="generate").click().run()
+    generated = at.session_state["generated"]["ids"]
+    at.switch_page("pages/attention.py").run()  # a link made on another page carries it too
+    address = dict(at.query_params)
+    assert json.loads(address["continuation"]) == {"n": 9, "temperature": 0.8, "top_k": 0, "top_p": 1.0, "seed": 11}
+
+    fresh = AppTest.from_file(str(APP), default_timeout=120)
+    fresh.switch_page("pages/attention.py")
+    for name, value in address.items():
+        fresh.query_params[name] = value
+    fresh.run()
+    assert not fresh.exception and not fresh.error
+    assert fresh.session_state["generated"]["ids"] == generated  # generated again, the same tokens
+
+
+@pytest.mark.parametrize("value", ['{"n": 9}', '{"n": 0, "temperature": 0, "top_k": 0, "top_p": 1, "seed": 0}',
+                                   '{"n": true, "temperature": 0, "top_k": 0, "top_p": 1, "seed": 0}', "[1,",
+                                   '{"n": 5, "temperature": -1, "top_k": 0, "top_p": 1, "seed": 0}'])
+def test_a_link_with_bad_continuation_settings_opens_without_one(value):
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.switch_page("pages/attention.py")
+    at.query_params["continuation"] = value
+    at.run()
+    assert not at.exception and "generated" not in at.session_state and not at.error
