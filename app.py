@@ -17,6 +17,7 @@ from explorer.app_state import (CONTINUATION, CONTINUATION_FROM, DEEP_LINK, EXPO
                                 PENDING_CONTINUATION, PRESENTER, ROUTER_RAN, as_text, continuation_settings,
                                 copy_link_button, export_traces, report_queue, source_options, take_link_values,
                                 typed_source, view_params)
+from explorer import presenter
 from explorer.serving import CONFIG, EXAMPLE_PROMPTS, devices, warm_up
 from explorer.site_map import CLASS_PAGE, PAGE_NAMES, PAGES
 from explorer.workshop import QUERY_PARAMETER, LinkError, Workshop, open_token
@@ -140,6 +141,9 @@ def use_example() -> None:
     st.session_state.prompt = st.session_state.example
 
 
+SIDEBAR_KEYS = ("model_choice", "model_custom", "device", "dtype", "prompt", PRESENTER)  # the HF token: not kept longer
+
+
 def sidebar(workshop: Workshop | None) -> None:
     st.header("Model")
     options = [workshop.model] if workshop else source_options()
@@ -163,7 +167,8 @@ def sidebar(workshop: Workshop | None) -> None:
     st.text_area("Prompt", key="prompt", height=120, label_visibility="collapsed")
     st.selectbox("Examples", EXAMPLE_PROMPTS, index=None, key="example", placeholder="Try an example…",
                  on_change=use_example, label_visibility="collapsed")
-    st.toggle("Presenter mode", key=PRESENTER, help="Large fonts, full-screen charts, the sidebar tucked away.")
+    st.toggle("Presenter mode", key=PRESENTER, help="Slides for a projector: one figure at a time, large fonts, the "
+              "sidebar tucked away; PageDown and PageUp (a clicker's keys) step through figures and pages.")
     copy_link_button()
 
 
@@ -173,8 +178,8 @@ def route() -> None:
     st.set_page_config(page_title="Modern Blocks Explorer", page_icon="🔍", layout="wide")
 
     # Streamlit forgets a widget's value when its page is not shown; re-assigning keeps page controls (keys "view.*")
-    # as the user left them when they come back to a page.
-    for key in [k for k in st.session_state if str(k).startswith("view.")]:
+    # as the user left them when they come back to a page, and the sidebar's when presenter mode's Next switches page.
+    for key in [k for k in st.session_state if str(k).startswith("view.") or k in SIDEBAR_KEYS]:
         st.session_state[key] = st.session_state[key]
 
     workshop = open_workshop()
@@ -186,13 +191,17 @@ def route() -> None:
     target = next((p for p in all_pages if deep_link and p.url_path == deep_link), selected)
     page_name = target.url_path or landing  # as in the page's "view.<page>.*" keys
     restore_from_link(page_name, workshop)
-    if st.session_state.get(PRESENTER):
+    presenting = st.session_state.get(PRESENTER)
+    page_names = [page.url_path or landing for page in all_pages]
+    switch = presenting and presenter.take_switch()  # Next past a page's last figure: the next page (see below)
+    if switch and switch != page_name:
+        target = all_pages[page_names.index(switch)]
+    if presenting:
         # The sidebar is hidden, not left out: a widget that is not drawn loses its value in the browser, and turning
         # presenter mode off then showed an empty prompt.
-        st.button("Leave presenter mode", icon=":material/close_fullscreen:", key="presenter_exit",
-                  on_click=lambda: st.session_state.update({PRESENTER: False}))
-        st.html("<style>section[data-testid='stSidebar'], header[data-testid='stHeader'] {display: none;}"
-                " html {font-size: 20px;}</style>")
+        st.html(presenter.STYLE)
+        slides_bar = st.container()
+        presenter.start_run(page_name)
     with st.sidebar:
         sidebar(workshop)
 
@@ -205,6 +214,8 @@ def route() -> None:
     if target.url_path != selected.url_path:
         st.switch_page(target, query_params=st.query_params.to_dict())
     selected.run()
+    if presenting:
+        presenter.navigation(slides_bar, page_name, page_names)
     with st.sidebar:
         export_traces()
 

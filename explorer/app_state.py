@@ -15,7 +15,6 @@ from functools import cached_property
 from urllib.parse import urlparse
 
 import streamlit as st
-import streamlit.components.v1 as components
 import torch
 
 from model import Decoder, ModelError, Tokenizer
@@ -23,6 +22,8 @@ from model import Decoder, ModelError, Tokenizer
 from .compute import COMPUTE
 from .edits import Edits
 from .export import figure_csv, figure_html
+from . import presenter
+from .presenter import PRESENTER
 from .figures.common import mark_continuation
 from .prompt_trace import PromptTrace
 from .serving import CONFIG, DEFAULT_CHOICE, MODELS, ModelChoice, prompt_trace
@@ -144,7 +145,6 @@ MAX_NEW_TOKENS = 512  # per press of Generate, or per link: the compute queue is
 PAGE_TRACES = "_page_traces"  # the traces this run of the page drew from, offered for download by app.py
 CONTINUATION_FROM = "_continuation_from"  # this run's: the position of the first generated token, if any
 EXPORTED_FROM = "_exported_from"  # this run's: (model, text) that the header of a CSV export names
-PRESENTER = "presenter"  # the sidebar toggle's key
 # A page control's value in a shared link is a query parameter named after its key, "view.<page>.<name>" -> <name>.
 # Values a link brings wait here until the page's remember() checks them against the control's options; controls
 # that remember() guards are the ones a link carries (LINKABLE), so a crafted link can only ever pick a valid option.
@@ -180,12 +180,15 @@ def show(fig, *, key: str, container=st) -> None:
     when clicked.
 
     Where the page inspects a generated continuation, a line marks where it begins on every positional heatmap.
-    In presenter mode fonts grow and the chart fills the screen, for a projector at the back of a classroom.
+    In presenter mode only the figure on screen is drawn (see explorer.presenter), every font in it grown and the
+    chart filling the screen, for a projector at the back of a classroom.
     """
+    if st.session_state.get(PRESENTER):
+        if not presenter.on_slide(key):
+            return
+        presenter.scale_fonts(fig)
     if st.session_state.get(CONTINUATION_FROM):
         mark_continuation(fig, st.session_state[CONTINUATION_FROM])
-    if st.session_state.get(PRESENTER):
-        fig.update_layout(font_size=20, title_font_size=26, height=max(fig.layout.height or 0, 720))
     container.plotly_chart(fig, key=f"chart.{key}")
     with container.popover("Export", icon=":material/download:"):
         name = key.replace(".", "-")
@@ -219,7 +222,7 @@ button.onclick = async () => {
 
 def copy_link_button() -> None:
     """A button that copies the address of the view as it is now (model, prompt, every control, presenter mode)."""
-    components.html(COPY_LINK_HTML, height=80)
+    st.iframe(COPY_LINK_HTML, height=80)  # our own fixed HTML, no user text in it
 
 
 def describe_exports(model: str, text: str) -> None:

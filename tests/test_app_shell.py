@@ -158,3 +158,34 @@ def test_an_uncaught_error_is_one_plain_sentence_without_a_traceback():
     unexpected, model_error = (e.value for e in at.error)
     assert "Something went wrong on this page (KeyError)" in unexpected and "/srv" not in unexpected
     assert model_error == "The prompt is empty\\: type some text in the sidebar\\."
+
+
+def chart_keys(at) -> list[str]:
+    return [chart.key for chart in at.get("plotly_chart")]
+
+
+def test_presenter_mode_shows_one_figure_at_a_time_and_steps_through_pages():
+    at = app("pages/attention.py", presenter="1")
+    assert not at.exception and len(at.get("plotly_chart")) == 1
+    assert at.subheader[0].value == "Figure 1 of 5"
+    seen = [chart_keys(at)]
+    for _ in range(4):
+        at.button(key="presenter_next").click().run()
+        seen.append(chart_keys(at))
+    assert at.subheader[0].value == "Figure 5 of 5" and len({tuple(keys) for keys in seen}) == 5
+    at.button(key="presenter_next").click().run()  # past the last figure: the next page, at its first
+    assert not at.exception and at.title[0].value.startswith("RoPE") and at.subheader[0].value.startswith("Figure 1 of ")
+    at.button(key="presenter_previous").click().run()  # and back: the previous page, at its last
+    assert at.title[0].value == "Attention" and at.subheader[0].value == "Figure 5 of 5"
+    assert at.session_state["presenter"] and len(at.get("plotly_chart")) == 1
+
+
+def test_presenter_mode_grows_every_font_in_a_figure():
+    from explorer.figures.attention import head_grid
+    from explorer.presenter import scale_fonts
+
+    fig = head_grid(np.random.default_rng(0).random((2, 2, 4, 4)), ["a", "b", "c", "d"], title="t")
+    before = [a.font.size for a in fig.layout.annotations]
+    scale_fonts(fig)
+    assert fig.layout.font.size == 20 and fig.layout.title.font.size == 26 and fig.layout.height >= 720
+    assert [a.font.size for a in fig.layout.annotations] == [round(size * 1.6) for size in before]

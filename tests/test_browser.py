@@ -397,3 +397,29 @@ def test_no_request_leaves_this_machine(browser, server):
     assert any(url.startswith(server) for _, url in REQUESTS), "no request was recorded: the recording is broken"
     foreign = sorted({f"{url} (from {where or 'the browser'})" for where, url in REQUESTS if not is_local(url)})
     assert not foreign, "requests to other hosts:\n" + "\n".join(foreign)
+
+
+def test_presenter_mode_steps_with_a_clickers_keys_onto_the_next_page_and_leaves_with_everything_kept(browser, server):
+    prompt = "Tom had a red ball. He threw it to his dog."
+    page = open_page(browser, f"{server}/attention?presenter=1&prompt={urllib.parse.quote(prompt)}")
+    try:
+        assert_clean(page)
+        assert page.locator(".js-plotly-plot").count() == 1 and not page.locator('[data-testid="stSidebar"]').is_visible()
+        expect = page.get_by_text("Figure 5 of 5")
+        for _ in range(4):
+            page.keyboard.press("PageDown")
+            page.wait_for_timeout(300)
+            wait_for_app(page)
+        expect.wait_for()
+        page.keyboard.press("PageDown")  # past the last figure: the next page
+        page.wait_for_url(re.compile(r"/rope\?"))
+        wait_for_app(page)
+        assert_clean(page)
+        assert page.locator(".js-plotly-plot").count() == 1 and page.get_by_text("Figure 1 of").count() == 1
+        page.get_by_role("button", name="Leave presenter mode").click()
+        page.wait_for_function("() => !new URL(location).searchParams.has('presenter')")
+        wait_for_app(page)
+        assert page.locator('[data-testid="stSidebar"] textarea').first.input_value() == prompt
+        assert page.locator(".js-plotly-plot").count() > 1 and "/rope" in page.url
+    finally:
+        page.context.close()
