@@ -5,7 +5,7 @@ import streamlit as st
 
 from explorer.analysis import model_facts as facts
 from explorer.app_state import as_text, current, remember, show, show_drawing
-from explorer.figures.model import block_diagram, kv_cache_bar, parameter_bar, top_k_bar
+from explorer.figures.model import block_diagram, kv_cache_bar, parameter_bar, token_chips, top_k_bar
 
 session = current()
 config = session.model.config
@@ -40,10 +40,12 @@ generated = len(session.ids) - session.prompt_length
 st.markdown(f"The tokenizer cut the prompt into **{session.prompt_length} tokens**"
             + (f", followed by **{generated} generated tokens** (from the Generate page)." if generated else ".")
             + " The model only ever sees the ids; ␣ marks a space.")
-# One row per token: a long prompt scrolls down instead of growing thousands of columns.
-st.dataframe(pd.DataFrame({"token": session.tokens, "id": session.ids}, index=pd.RangeIndex(len(session.ids),
-                                                                                             name="position")),
-             height=min(400, 35 * (len(session.ids) + 1) + 3))
+st.html(token_chips(session.tokens, session.prompt_length))
+with st.expander(f"Every token with its id ({len(session.ids):,})", icon=":material/table:"):
+    # One row per token: a long prompt scrolls down instead of growing thousands of columns.
+    st.dataframe(pd.DataFrame({"token": session.tokens, "id": session.ids},
+                              index=pd.RangeIndex(len(session.ids), name="position")),
+                 height=min(400, 35 * (len(session.ids) + 1) + 3))
 
 logits = session.trace().last_logits
 

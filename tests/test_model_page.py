@@ -144,6 +144,8 @@ def test_page_renders_and_controls_change_it():
     assert len(specs[1]["data"][0]["x"]) == 10  # default k
     tokens_table = at.dataframe[1].value
     assert list(tokens_table.columns) == ["token", "id"] and tokens_table["id"].iloc[0] == 1  # BOS id 1 first
+    chips = next(e.proto.body for e in at.get("html") if "inline-flex" in e.proto.body)
+    assert chips.count("inline-flex") == len(tokens_table) and "&lt;s&gt;" in chips  # every token, escaped
 
     at.slider(key="view.model.top_k").set_value(5)
     at.run()

@@ -1,6 +1,7 @@
 """Figures of the model page: the block diagram (SVG), parameter counts, next-token guesses and KV-cache sizes."""
 
 import html
+import math
 import re
 
 import plotly.graph_objects as go
@@ -126,12 +127,16 @@ def parameter_bar(components: list[str], counts: list[int]) -> go.Figure:
 def top_k_bar(tokens: list[str], probabilities: list[float], *, position_token: str) -> go.Figure:
     """The most likely next tokens, most likely on top; tokens may repeat as strings, so bars are placed by rank."""
     ranks = list(range(len(tokens)))
+    # Enough decimals that the largest probability shows: a random-weight Qwen3 spreads ~1e-5 over 151,936 tokens,
+    # where ".0%" printed "0%" on every tick.
+    digits = max(0, math.ceil(-math.log10(max(max(probabilities), 1e-12))) - 2)
     fig = go.Figure(go.Bar(
         x=probabilities, y=ranks, orientation="h", marker_color="#4c6ef5",
-        text=[f"{p:.1%}" for p in probabilities], textposition="outside", cliponaxis=False,
+        text=[f"{p:.{digits + 1}%}" for p in probabilities], textposition="outside", cliponaxis=False,
         customdata=tokens, hovertemplate="%{customdata}: probability %{x:.4f}<extra></extra>",
     ))
-    fig.update_xaxes(title_text="probability", range=[0, min(1.0, max(probabilities) * 1.18)], tickformat=".0%")
+    fig.update_xaxes(title_text="probability", range=[0, min(1.0, max(probabilities) * 1.18)],
+                     tickformat=f".{digits}~%")
     fig.update_yaxes(title_text="next token", tickmode="array", tickvals=ranks,
                      ticktext=[f"{i + 1}. {t}" for i, t in enumerate(tokens)], autorange="reversed", automargin=True)
     return style(fig, title=f"Most likely tokens after “{position_token}”", height=max(260, 28 * len(tokens) + 110))
@@ -148,3 +153,21 @@ def kv_cache_bar(labels: list[str], sizes: list[int], size_texts: list[str], hig
     fig.update_xaxes(title_text="attention variant (same layers and head_dim)")
     fig.update_yaxes(title_text="KV-cache memory (bytes)", range=[0, max(sizes) * 1.18])
     return style(fig, title=f"KV-cache memory: {subtitle}", height=380)
+
+
+MAX_CHIPS = 256  # tokens drawn as chips; the table below the chips has every one
+
+
+def token_chips(tokens: list[str], prompt_length: int) -> str:
+    """The tokens as a wrapped row of chips (HTML for st.html), each with its position below, so a whole prompt is
+    read at a glance; generated tokens tinted. Past MAX_CHIPS tokens, a line says how many more there are."""
+    chips = []
+    for i, token in enumerate(tokens[:MAX_CHIPS]):
+        tint = "#d0ebff" if i >= prompt_length else "#f1f3f5"
+        chips.append(f'<span style="display: inline-flex; flex-direction: column; align-items: center; margin: 2px; '
+                     f'padding: 2px 6px; border-radius: 6px; background: {tint}; font-family: monospace">'
+                     f'<span style="white-space: pre">{html.escape(token)}</span>'
+                     f'<span style="font-size: 0.7em; color: #868e96">{i}</span></span>')
+    more = len(tokens) - MAX_CHIPS
+    tail = f'<div style="color: #868e96">… and {more:,} more tokens: the table below has them all.</div>' if more > 0 else ""
+    return f'<div style="line-height: 1.2">{"".join(chips)}</div>{tail}'

@@ -140,7 +140,7 @@ def distance_bands(profile, mine: np.ndarray, mine_score: np.ndarray, mine_key: 
     ])
     fig.update_xaxes(title_text="relative distance m − n (tokens back from the query)")
     fig.update_yaxes(title_text="score q_rot[m]·k_rot[n] / √dh")
-    fig.update_layout(legend=dict(orientation="h", y=-0.2), hovermode="x")
+    fig.update_layout(legend=dict(orientation="h", x=1, xanchor="right", y=1.02, yanchor="bottom"), hovermode="x")
     style(fig, title="Attention scores of this head against distance", height=400)
     return add_note(fig, note)
 
@@ -153,8 +153,10 @@ def shift_figure(shift: np.ndarray, lines: dict[str, np.ndarray]) -> go.Figure:
     # Shifts double from one point to the next: an evenly spaced category axis keeps the small ones readable.
     fig.update_xaxes(title_text="shift s (tokens added to the position; each step doubles)", type="category")
     fig.update_yaxes(title_text="score q_rot·k_rot / √dh")
-    fig.update_layout(legend=dict(orientation="h", y=-0.25))
-    return style(fig, title="Same q and k moved along the sequence", height=380)
+    style(fig, title="Same q and k moved along the sequence", height=420)
+    # The legend at the figure's foot, below the axis title (a half-width chart has no room beside its title).
+    return fig.update_layout(legend=dict(orientation="h", x=0, yref="container", y=0, yanchor="bottom"),
+                             margin_b=110)
 
 
 def _position_labels(tokens: list[str]) -> np.ndarray:
