@@ -111,7 +111,8 @@ def test_presenter_mode_hides_the_sidebar_and_keeps_the_prompt():
     linked = app(**dict(at.query_params))
     assert linked.session_state["presenter"] and linked.sidebar.text_area(key="prompt").value == "Tom had a red ball."
     at.button(key="presenter_exit").click().run()
-    assert not at.toggle(key="presenter").value and not at.get("html") and "presenter" not in at.query_params
+    assert not at.toggle(key="presenter").value and "presenter" not in at.query_params
+    assert not any("stSidebar'], header" in element.proto.body for element in at.get("html"))  # the style is gone
     assert at.sidebar.text_area(key="prompt").value == "Tom had a red ball."
 
 
