@@ -366,6 +366,12 @@ class FrameRecorder:
         self.phase: Phase | None = None
         self._hash_key: dict[str, str] = {}  # message hash -> chart key
         self._path_key: dict[tuple, str] = {}  # delta path -> the chart key last sent there
+        self.finished_at = 0.0  # time.time() * 1000 when the server last said a run had finished
+
+    def finished_since(self, t0_ms: float) -> bool:
+        """Did a run finish after t0? The server's word: on a busy browser a short run's start and end can render
+        together, and then the page's data-test-script-state never shows it (see STARTED_JS)."""
+        return self.finished_at >= t0_ms
 
     def attach(self, page) -> None:
         page.on("websocket", self._on_websocket)
@@ -386,6 +392,8 @@ class FrameRecorder:
         except Exception:  # noqa: BLE001 - not a ForwardMsg: count the bytes, attribute nothing
             return
         kind = msg.WhichOneof("type")
+        if kind == "script_finished":
+            self.finished_at = time.time() * 1000
         path = tuple(msg.metadata.delta_path)
         if kind == "delta" and msg.delta.WhichOneof("type") == "new_element" \
                 and msg.delta.new_element.WhichOneof("type") == "plotly_chart":
@@ -447,10 +455,19 @@ class Session:
     # -- waiting
     def wait_done(self, t0_ms: float, *, timeout_s: float | None = None, need_run: bool = True,
                   min_charts: int = 0) -> dict:
-        """Wait until the page is done (see DONE_JS); raises playwright's TimeoutError."""
+        """Wait until a run that began after t0 is done (see DONE_JS); raises playwright's TimeoutError. A run counts as
+        begun when the page's script state shows it or the server reports it finished."""
         timeout_s = timeout_s or self.args.timeout
         if need_run:  # a step that starts no run (a no-op) fails fast instead of after the whole timeout
-            self.page.wait_for_function(STARTED_JS, arg=[t0_ms], timeout=min(timeout_s, 60) * 1000, polling=50)
+            deadline = time.monotonic() + min(timeout_s, 60)
+            while not (self.page.evaluate(STARTED_JS, [t0_ms]) or self.recorder.finished_since(t0_ms)):
+                if time.monotonic() > deadline:
+                    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+                    raise PlaywrightTimeout(f"no run started within {min(timeout_s, 60):.0f} s")
+                self.page.wait_for_timeout(50)
+            # Seen by the server only: the page's state never flipped, so DONE_JS must not wait for it to.
+            need_run = self.page.evaluate(STARTED_JS, [t0_ms])
         handle = self.page.wait_for_function(DONE_JS, arg=[t0_ms, self.args.quiet_ms, need_run, min_charts],
                                              timeout=timeout_s * 1000, polling=50)
         return handle.json_value()
