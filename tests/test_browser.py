@@ -27,7 +27,7 @@ from explorer.export import HEADER_LINES
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "artifacts" / "screenshots"
-PAGES = ["", "attention", "rope", "norms", "swiglu", "logit_lens", "compare", "lesson_rmsnorm", "lesson_kv_cache",
+PAGES = ["", "attention", "rope", "norms", "swiglu", "logit_lens", "attribution", "compare", "lesson_rmsnorm", "lesson_kv_cache",
          "lesson_swiglu", "lesson_rope", "lesson_gqa", "lesson_qk_norm"]  # "": Model, the default
 MIN_CHARTS = {"lesson_qk_norm": 0}  # the QK-norm lesson has no chart: it links to Compare and the lab instead
 NO_TRACE = {"lesson_kv_cache", "lesson_qk_norm"}  # pages that read no trace, so offer none for download
@@ -190,6 +190,14 @@ def press_every_export(page) -> list[str]:
             page.keyboard.press("Escape")
             page.locator('[data-testid="stPopoverBody"]').wait_for(state="detached")
 
+    # Every chart drawn, and no more arriving: a chart still on its way has no Export menu to press yet.
+    page.wait_for_function("""() => {
+        const charts = [...document.querySelectorAll('[data-testid="stPlotlyChart"]')];
+        const drawn = charts.every((chart) => chart.querySelector('.main-svg'));
+        const now = Date.now(), seen = window.__exportWait || (window.__exportWait = {count: -1, since: now});
+        if (!drawn || charts.length !== seen.count) { seen.count = drawn ? charts.length : -1; seen.since = now; }
+        return drawn && now - seen.since > 1500;
+    }""", polling=250, timeout=60_000)
     for closed in page.locator('[data-testid="stMain"] details:not([open]) > summary').all():
         closed.click()
     press_shown_menus()

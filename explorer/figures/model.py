@@ -129,7 +129,8 @@ def top_k_bar(tokens: list[str], probabilities: list[float], *, position_token: 
     ranks = list(range(len(tokens)))
     # Enough decimals that the largest probability shows: a random-weight Qwen3 spreads ~1e-5 over 151,936 tokens,
     # where ".0%" printed "0%" on every tick.
-    digits = max(0, math.ceil(-math.log10(max(max(probabilities), 1e-12))) - 2)
+    largest = max((p for p in probabilities if math.isfinite(p)), default=1.0)  # NaN where a forward broke
+    digits = max(0, math.ceil(-math.log10(max(largest, 1e-12))) - 2)
     fig = go.Figure(go.Bar(
         x=probabilities, y=ranks, orientation="h", marker_color="#4c6ef5",
         text=[f"{p:.{digits + 1}%}" for p in probabilities], textposition="outside", cliponaxis=False,
