@@ -25,6 +25,7 @@ PAGES = [
     PageInfo("Explore", "pages/norms.py", "Norms", ":material/equalizer:"),
     PageInfo("Explore", "pages/swiglu.py", "SwiGLU", ":material/call_split:"),
     PageInfo("Explore", "pages/logit_lens.py", "Logit lens", ":material/visibility:"),
+    PageInfo("Explore", "pages/attribution.py", "Attribution", ":material/account_balance:"),
     PageInfo("Explore", "pages/generate.py", "Generate", ":material/edit_note:"),
     PageInfo("Explore", "pages/compare.py", "Llama vs Qwen3", ":material/compare:"),
     PageInfo("Explore", "pages/lab.py", "Stability lab", ":material/science:"),

@@ -105,7 +105,8 @@ def head_matrix(matrix: np.ndarray, tokens: list[str], *, scores: bool, title: s
 
 
 def head_summary_heatmap(values: np.ndarray, n_kv_heads: int, *, title: str, value_name: str,
-                         zmin: float | None = None, zmax: float | None = None) -> go.Figure:
+                         zmin: float | None = None, zmax: float | None = None, colorscale: str = SEQUENTIAL,
+                         zmid: float | None = None) -> go.Figure:
     """A (layers, Hq) summary: layer 0 on top, query heads left to right under a label for the KV head they share."""
     n_layers, n_heads = values.shape
     group_size = n_heads // n_kv_heads
@@ -113,8 +114,8 @@ def head_summary_heatmap(values: np.ndarray, n_kv_heads: int, *, title: str, val
     heads = [f"h{h}" for h in range(n_heads)]
     hover = np.array([[f"head {h} (KV {h // group_size})" for h in range(n_heads)]] * n_layers, dtype=object)
     fig = go.Figure(go.Heatmap(
-        z=values, x=[groups, heads], y=np.arange(n_layers), customdata=hover, colorscale=SEQUENTIAL,
-        zmin=zmin, zmax=zmax, xgap=1, ygap=1,
+        z=values, x=[groups, heads], y=np.arange(n_layers), customdata=hover, colorscale=colorscale,
+        zmin=zmin, zmax=zmax, zmid=zmid, xgap=1, ygap=1,
         hovertemplate=f"layer %{{y}}, %{{customdata}}<br>{value_name} %{{z:.3f}}<extra></extra>",
         colorbar=dict(title=dict(text=value_name, side="right"), thickness=12),
     ))
