@@ -185,7 +185,7 @@ def route() -> None:
     workshop = open_workshop()
     pages, landing = sections(workshop)
     all_pages = [page for section in pages.values() for page in section]
-    selected = st.navigation(pages, expanded=True)  # all 15 pages: past 12 Streamlit would hide some behind "View more"
+    selected = st.navigation(pages, expanded=True)  # every page: past 12 Streamlit would hide some behind "View more"
     # A page URL that was the server's very first request comes back here as a deep link (see explorer/app_state.py).
     deep_link = st.session_state.pop(DEEP_LINK, None)
     target = next((p for p in all_pages if deep_link and p.url_path == deep_link), selected)
