@@ -7,10 +7,10 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from explorer.analysis.lab import run_summary, summary_rows, what_happened
+from explorer.analysis.lab import gradient_depth_ratio, run_summary, summary_rows, what_happened
 from explorer.app_state import describe_exports, ensure_router, remember, show
 from explorer.compute import COMPUTE
-from explorer.figures.lab import logit_chart, loss_chart
+from explorer.figures.lab import gradient_chart, logit_chart, loss_chart
 from training import stability
 from training.corpus import CORPUS_FILE, load_corpus
 from training.stability import DEFAULT_LR, DEFAULT_STEPS, LEARNING_RATES, MODELS, SIZES, lab_settings
@@ -75,7 +75,7 @@ st.caption(f"Both models: {SIZES['layers']} layers, hidden size {SIZES['hidden']
            "sampled from the bundled stories260K model, with gradient clipping at 1.0 and weight decay 0.1.")
 start = st.button("Train both models", type="primary", key="lab.train")
 
-progress_slot, loss_slot, logit_slot = st.empty(), st.empty(), st.empty()
+progress_slot, loss_slot, logit_slot, gradient_slot = st.empty(), st.empty(), st.empty(), st.empty()
 draws = itertools.count()  # a fresh chart key for every redraw: Streamlit refuses two equal elements in one run
 
 
@@ -85,6 +85,7 @@ def draw_live(runs: dict[str, list[dict]]) -> None:
     n = next(draws)
     loss_slot.plotly_chart(loss_chart(runs, steps), key=f"lab.loss.{n}")
     logit_slot.plotly_chart(logit_chart(runs, steps), key=f"lab.logit.{n}")
+    gradient_slot.plotly_chart(gradient_chart(runs, steps), key=f"lab.gradients.{n}")
 
 
 if start:
@@ -104,6 +105,11 @@ if (result["lr"], result["steps"]) != (lr, steps):
 # A container fills a placeholder as one element, with room for the chart and its Export menu.
 show(loss_chart(result["runs"], result["steps"]), key="lab.loss", container=loss_slot.container())
 show(logit_chart(result["runs"], result["steps"]), key="lab.logit", container=logit_slot.container())
+show(gradient_chart(result["runs"], result["steps"]), key="lab.gradients", container=gradient_slot.container())
+ratios = {name: gradient_depth_ratio(records) for name, records in result["runs"].items()}
+st.caption("Gradient norms before clipping. At the last step, the first layer's against the last layer's: "
+           + "; ".join(f"{name} {ratio:.2g}×" for name, ratio in ratios.items() if ratio is not None)
+           + " (about 1: the residual path brings the loss's signal down to the first layer undiminished).")
 st.caption("At step 0 the two models' logits already differ: freshly initialised weights are small, so the "
            "Llama's q and k are short, while QK-norm rescales every q and k to length √dh before the dot product.")
 st.subheader(f"What happened at learning rate {result['lr']:g} over {result['steps']} steps")

@@ -105,8 +105,11 @@ def test_page_trains_only_on_the_button_and_keeps_its_results():
     result = at.session_state["lab.result"]
     assert (result["lr"], result["steps"]) == (0.1, 3)
     assert [len(r) for r in result["runs"].values()] == [3, 3]
-    loss, logit = chart_specs(at)  # the finished run's charts replaced the live ones, and got Export menus
-    assert [b.proto.label for b in at.get("download_button")] == ["Figure (HTML)", "Data (CSV)"] * 2
+    loss, logit, gradients = chart_specs(at)  # the finished run's charts replaced the live ones, with Export menus
+    assert [b.proto.label for b in at.get("download_button")] == ["Figure (HTML)", "Data (CSV)"] * 3
+    layers = len(result["runs"]["Llama (no QK-norm)"][0]["grad_norms"])
+    assert len(gradients["data"]) == 2 * layers and all(len(array(t["y"])) == 3 for t in gradients["data"])
+    assert any("the first layer's against the last layer's: Llama (no QK-norm)" in c.value for c in at.caption)
     assert [t["name"] for t in loss["data"]] == ["Llama (no QK-norm)", "Qwen3 (QK-norm)"]
     for trace, records in zip(loss["data"], result["runs"].values()):
         assert list(array(trace["y"])) == pytest.approx([r["loss"] for r in records])
@@ -118,7 +121,7 @@ def test_page_trains_only_on_the_button_and_keeps_its_results():
     at.select_slider(key="view.lab.lr").set_value(1e-3)
     at.run()
     assert not at.exception and at.session_state["lab.result"] is result
-    assert len(at.get("plotly_chart")) == 2
+    assert len(at.get("plotly_chart")) == 3
     assert any("show the last run" in c.value for c in at.caption)
     assert "learning rate 0.1 over 3 steps" in at.subheader[0].value
 

@@ -15,7 +15,7 @@ from model import ModelConfig, load_model
 from model.sources import BUNDLED_DIR
 from training.corpus import CORPUS_FILE, load_corpus
 from training.export import save_hf_folder
-from training.train import LargestLogit, TrainSettings, init_decoder, model_config, train
+from training.train import LargestLogit, TrainSettings, init_decoder, layer_gradient_norms, model_config, train
 
 from .conftest import random_ids
 
@@ -36,6 +36,8 @@ def test_training_on_the_corpus_lowers_the_loss():
     history = train(model, load_corpus(), settings, on_step=seen.append)
     assert seen == history and [r["step"] for r in history] == list(range(30))
     assert all(math.isfinite(r["loss"]) and r["max_logit"] > 0 for r in history)  # probe_every=1: every step
+    # Each layer's gradient norm before clipping (checked by hand in the next test): every layer got signal.
+    assert all(len(r["grad_norms"]) == TINY["layers"] and min(r["grad_norms"]) > 0 for r in history)
     assert history[0]["loss"] == pytest.approx(math.log(512), abs=0.1)  # a fresh model guesses uniformly
     assert history[-1]["loss"] < history[0]["loss"] - 0.5
 
@@ -142,3 +144,11 @@ def test_bundled_pair_loads_in_transformers_and_matches_our_decoder(name):
     assert_loads_in_both_and_matches(folder, ours)
     size = sum(p.stat().st_size for p in folder.iterdir())
     assert size <= 5 * 2**20, f"{name} takes {size / 2**20:.1f} MiB"
+
+
+def test_layer_gradient_norms_are_the_norm_of_each_blocks_whole_gradient():
+    model = init_decoder(model_config(qk_norm=True, **TINY), seed=0)
+    ids = torch.randint(0, 512, (2, 16), generator=torch.Generator().manual_seed(0))
+    torch.nn.functional.cross_entropy(model(ids).flatten(0, 1), ids.flatten()).backward()
+    expected = [torch.cat([p.grad.flatten() for p in block.parameters()]).norm().item() for block in model.layers]
+    assert layer_gradient_norms(model) == pytest.approx(expected, rel=1e-6)

@@ -100,7 +100,8 @@ def train(model: Decoder, tokens: torch.Tensor, settings: TrainSettings,
           on_step: Callable[[dict], None] | None = None,
           each_step: Callable[[], AbstractContextManager] = nullcontext) -> list[dict]:
     """AdamW on next-token cross-entropy. Returns one record per step: step, loss, largest attention logit
-    (None on steps between probes). Each step's computation runs inside `each_step()`: on a shared server, the
+    (None on steps between probes) and each layer's gradient norm before clipping (absent on a step whose loss was
+    not finite). Each step's computation runs inside `each_step()`: on a shared server, the
     compute queue, so that other sessions' forwards run between steps instead of after the whole run.
 
     A loss that becomes NaN or infinite ends training early: that divergence is what the stability lab shows.
@@ -122,6 +123,7 @@ def train(model: Decoder, tokens: torch.Tensor, settings: TrainSettings,
             if math.isfinite(record["loss"]):
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                record["grad_norms"] = layer_gradient_norms(model)  # before clipping: what the loss asked for
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 optimizer.step()
         history.append(record)
@@ -130,6 +132,12 @@ def train(model: Decoder, tokens: torch.Tensor, settings: TrainSettings,
         if not math.isfinite(record["loss"]):
             break
     return history
+
+
+def layer_gradient_norms(model: Decoder) -> list[float]:
+    """The norm of each block's whole gradient (every parameter of layer i together), after a backward."""
+    return [math.sqrt(sum(float(p.grad.pow(2).sum()) for p in block.parameters() if p.grad is not None))
+            for block in model.layers]
 
 
 @torch.no_grad()

@@ -81,3 +81,12 @@ def what_happened(summaries: dict[str, dict], steps: int) -> list[str]:
             gap = abs(a["final_loss"] - b["final_loss"])
             sentences.append(f"Neither diverged; {better} ended with the lower loss, by {gap:.3g} nats per token.")
     return sentences
+
+
+def gradient_depth_ratio(records: list[dict]) -> float | None:
+    """At the last step with gradients, the first layer's gradient norm over the last layer's: about 1 when the
+    residual path carries the signal down evenly; None without gradients."""
+    norms = next((r["grad_norms"] for r in reversed(records) if "grad_norms" in r), None)
+    if not norms or norms[-1] == 0:
+        return None
+    return norms[0] / norms[-1]

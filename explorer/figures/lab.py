@@ -1,6 +1,6 @@
 """Stability-lab figures: per-step training curves of two models.
 
-A run is a list of records {"step", "loss", "max_logit"} as training.train.train returns them. A diverged run ends
+A run is a list of records {"step", "loss", "max_logit", "grad_norms"} as training.train.train returns them. A diverged run ends
 with a non-finite loss (training stops there); plotly cannot draw NaN or infinity, so a curve simply stops and a
 dashed vertical line marks the step where it diverged.
 """
@@ -9,6 +9,8 @@ import math
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.colors import sample_colorscale
+from plotly.subplots import make_subplots
 
 from ..analysis.lab import diverged_at
 from .common import style
@@ -60,3 +62,25 @@ def loss_chart(runs: dict[str, list[dict]], total_steps: int) -> go.Figure:
 def logit_chart(runs: dict[str, list[dict]], total_steps: int) -> go.Figure:
     return per_step_chart(runs, "max_logit", title="Largest attention logit per step (any layer, head and position)",
                           y_title="largest |q·k/√dh|", total_steps=total_steps, log_y=True)
+
+
+def gradient_chart(runs: dict[str, list[dict]], total_steps: int) -> go.Figure:
+    """Each layer's gradient norm (before clipping) against the step, one panel per model, layer 0 palest: whether
+    the early layers get as much signal as the late ones, and what a spike does to each."""
+    names = list(runs)
+    fig = make_subplots(rows=1, cols=len(names), shared_yaxes=True, subplot_titles=names, horizontal_spacing=0.04)
+    for col, name in enumerate(names, start=1):
+        records = [r for r in runs[name] if "grad_norms" in r]
+        layers = len(records[0]["grad_norms"]) if records else 0
+        for layer in range(layers):
+            shade = sample_colorscale("Blues", 0.35 + 0.65 * layer / max(1, layers - 1))[0]
+            fig.add_trace(go.Scatter(
+                x=[r["step"] for r in records], y=[r["grad_norms"][layer] for r in records], mode="lines",
+                name=f"layer {layer}", legendgroup=f"layer {layer}", showlegend=col == 1,
+                line=dict(color=shade, width=1.5),
+                hovertemplate=f"{name}, layer {layer}<br>step %{{x}}<br>gradient norm %{{y:.3g}}<extra></extra>",
+            ), row=1, col=col)
+        fig.update_xaxes(title_text="training step", range=[0, max(1, total_steps - 1)], row=1, col=col)
+    fig.update_yaxes(title_text="gradient norm of the layer (log scale)", type="log", dtick=1, row=1, col=1)
+    fig.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.08, x=1, xanchor="right"))
+    return style(fig, title="Each layer's gradient norm per step, before clipping at 1.0", height=420)
