@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from explorer.analysis.lab import gradient_depth_ratio, run_summary, summary_rows, what_happened
+from explorer.analysis.lab import depth_sentence, gradient_depth_ratio, run_summary, summary_rows, what_happened
 from explorer.app_state import describe_exports, ensure_router, remember, show
 from explorer.compute import COMPUTE
 from explorer.figures.lab import gradient_chart, logit_chart, loss_chart
@@ -106,10 +106,7 @@ if (result["lr"], result["steps"]) != (lr, steps):
 show(loss_chart(result["runs"], result["steps"]), key="lab.loss", container=loss_slot.container())
 show(logit_chart(result["runs"], result["steps"]), key="lab.logit", container=logit_slot.container())
 show(gradient_chart(result["runs"], result["steps"]), key="lab.gradients", container=gradient_slot.container())
-ratios = {name: gradient_depth_ratio(records) for name, records in result["runs"].items()}
-st.caption("Gradient norms before clipping. At the last step, the first layer's against the last layer's: "
-           + "; ".join(f"{name} {ratio:.2g}×" for name, ratio in ratios.items() if ratio is not None)
-           + " (about 1: the residual path brings the loss's signal down to the first layer undiminished).")
+st.caption(depth_sentence({name: gradient_depth_ratio(records) for name, records in result["runs"].items()}))
 st.caption("At step 0 the two models' logits already differ: freshly initialised weights are small, so the "
            "Llama's q and k are short, while QK-norm rescales every q and k to length √dh before the dot product.")
 st.subheader(f"What happened at learning rate {result['lr']:g} over {result['steps']} steps")

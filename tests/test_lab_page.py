@@ -109,7 +109,8 @@ def test_page_trains_only_on_the_button_and_keeps_its_results():
     assert [b.proto.label for b in at.get("download_button")] == ["Figure (HTML)", "Data (CSV)"] * 3
     layers = len(result["runs"]["Llama (no QK-norm)"][0]["grad_norms"])
     assert len(gradients["data"]) == 2 * layers and all(len(array(t["y"])) == 3 for t in gradients["data"])
-    assert any("the first layer's against the last layer's: Llama (no QK-norm)" in c.value for c in at.caption)
+    assert any("the first layer's gradient norm against the last layer's: Llama (no QK-norm)" in c.value
+               for c in at.caption)
     assert [t["name"] for t in loss["data"]] == ["Llama (no QK-norm)", "Qwen3 (QK-norm)"]
     for trace, records in zip(loss["data"], result["runs"].values()):
         assert list(array(trace["y"])) == pytest.approx([r["loss"] for r in records])
@@ -131,3 +132,10 @@ def test_page_without_the_corpus_says_how_to_make_it(monkeypatch, tmp_path):
     at = open_page("pages/lab.py")
     assert not at.exception
     assert "python -m training.train_pair" in at.error[0].value and not at.button
+
+
+def test_the_depth_sentence_follows_the_ratios():
+    assert "without it fading" in analysis.depth_sentence({"A": 3.1, "B": 0.9})
+    assert "faded by the first layer in B" in analysis.depth_sentence({"A": 1.0, "B": 0.1})
+    assert "no gradients" in analysis.depth_sentence({"A": None})
+    assert analysis.gradient_depth_ratio([{"step": 0, "loss": 1.0, "grad_norms": [2.0, 1.0]}]) == 2.0

@@ -90,3 +90,15 @@ def gradient_depth_ratio(records: list[dict]) -> float | None:
     if not norms or norms[-1] == 0:
         return None
     return norms[0] / norms[-1]
+
+
+def depth_sentence(ratios: dict[str, float | None]) -> str:
+    """What the first-to-last layer gradient ratios at the final step say, worded from them."""
+    known = {name: ratio for name, ratio in ratios.items() if ratio is not None}
+    if not known:
+        return "No step had a finite loss, so there are no gradients to compare."
+    listed = "; ".join(f"{name} {ratio:.2g}×" for name, ratio in known.items())
+    faded = [name for name, ratio in known.items() if ratio < 0.5]
+    verdict = (f"the signal had faded by the first layer in {', '.join(faded)}" if faded else
+               "the residual path delivers the loss's signal to the bottom of the stack without it fading")
+    return f"At the last step, the first layer's gradient norm against the last layer's: {listed}: {verdict}."

@@ -81,6 +81,7 @@ def gradient_chart(runs: dict[str, list[dict]], total_steps: int) -> go.Figure:
                 hovertemplate=f"{name}, layer {layer}<br>step %{{x}}<br>gradient norm %{{y:.3g}}<extra></extra>",
             ), row=1, col=col)
         fig.update_xaxes(title_text="training step", range=[0, max(1, total_steps - 1)], row=1, col=col)
-    fig.update_yaxes(title_text="gradient norm of the layer (log scale)", type="log", dtick=1, row=1, col=1)
+    fig.update_yaxes(type="log", dtick=1)  # every panel: a shared axis does not share its type
+    fig.update_yaxes(title_text="gradient norm of the layer (log scale)", row=1, col=1)
     fig.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.08, x=1, xanchor="right"))
     return style(fig, title="Each layer's gradient norm per step, before clipping at 1.0", height=420)
