@@ -26,6 +26,7 @@ PAGES = [
     PageInfo("Explore", "pages/swiglu.py", "SwiGLU", ":material/call_split:"),
     PageInfo("Explore", "pages/logit_lens.py", "Logit lens", ":material/visibility:"),
     PageInfo("Explore", "pages/attribution.py", "Attribution", ":material/account_balance:"),
+    PageInfo("Explore", "pages/patching.py", "Patching", ":material/healing:"),
     PageInfo("Explore", "pages/gradients.py", "Gradients", ":material/south:"),
     PageInfo("Explore", "pages/generate.py", "Generate", ":material/edit_note:"),
     PageInfo("Explore", "pages/compare.py", "Llama vs Qwen3", ":material/compare:"),

@@ -171,6 +171,15 @@ def trace(
     return Trace(recorder.tensors, ids, tokens, decoder.config, edits, storage_dtype=storage_dtype)
 
 
+def edited_logits(decoder: Decoder, input_ids: torch.Tensor, edits: Edits, *, logits_to_keep: int = 1) -> torch.Tensor:
+    """The float32 logits (B, logits_to_keep, V) of an edited forward, capturing nothing: for many edited runs
+    where only the prediction matters (activation patching)."""
+    recorder = _Recorder(selector([]), edits, decoder.config, torch.float32)
+    with torch.inference_mode():
+        logits = decoder(input_ids.to(decoder.device), capture=recorder, logits_to_keep=logits_to_keep)
+    return logits.float().cpu()
+
+
 def trace_generation(
     decoder: Decoder,
     input_ids: torch.Tensor,

@@ -27,11 +27,11 @@ from explorer.export import HEADER_LINES
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "artifacts" / "screenshots"
-PAGES = ["", "attention", "rope", "norms", "swiglu", "logit_lens", "attribution", "gradients", "compare", "lesson_rmsnorm", "lesson_kv_cache",
+PAGES = ["", "attention", "rope", "norms", "swiglu", "logit_lens", "attribution", "patching", "gradients", "compare", "lesson_rmsnorm", "lesson_kv_cache",
          "lesson_swiglu", "lesson_rope", "lesson_gqa", "lesson_qk_norm"]  # "": Model, the default
-# Pages whose experiment waits for a toggle show no chart when opened (the QK-norm lesson, the backward pass).
-MIN_CHARTS = {"lesson_qk_norm": 0, "gradients": 0}
-NO_TRACE = {"lesson_kv_cache", "lesson_qk_norm", "gradients"}  # pages that read no trace (yet): none to download
+# Pages whose experiment waits for a toggle or a button show no chart when opened.
+MIN_CHARTS = {"lesson_qk_norm": 0, "gradients": 0, "patching": 0}
+NO_TRACE = {"lesson_kv_cache", "lesson_qk_norm", "gradients", "patching"}  # pages that read no trace (yet): none to download
 CHROMIUM_ARGS = [
     "--headless=new",
     "--no-sandbox",
