@@ -271,7 +271,7 @@ class _AnyText:
     model source, for one, goes through the server's configuration like any other)."""
 
     def __contains__(self, value) -> bool:
-        return isinstance(value, str) and len(value) <= 500
+        return isinstance(value, str) and len(value) <= 10_000  # a prompt, not a book
 
 
 ANY_TEXT = _AnyText()

@@ -11,6 +11,7 @@ from explorer.patching import KINDS, patch_sweep
 from model import ModelError
 
 RESULT = "patching.result"  # (inputs, Patching) of the last sweep this session ran
+MAX_WORK = 3000  # single forwards' worth in one sweep: about a minute for a Qwen3-0.6B-sized model on a GPU
 session = current()
 config, tokenizer = session.model.config, session.tokenizer
 L = config.num_hidden_layers
@@ -41,9 +42,15 @@ except ModelError as e:
     st.error(as_text(str(e)))
     st.stop()
 clean_tokens, corrupted_tokens = tokenizer.tokens(clean), tokenizer.tokens(corrupted)
+work = L * (2 * len(clean) + config.num_attention_heads)  # single forwards' worth: batches of T, T and Hq a layer
 st.caption(f"Clean: {len(clean)} tokens; corrupted: {len(corrupted)}. The sweep is {len(KINDS) * L} batched forwards "
            f"({L} layers × {len(KINDS)} kinds), batches of {len(clean)} or {config.num_attention_heads}: about "
-           f"{L * (2 * len(clean) + config.num_attention_heads):,} single forwards' work.")
+           f"{work:,} single forwards' work.")
+if work > MAX_WORK:  # a shared server's compute queue is not held for an hour (Qwen3-0.6B at 128 tokens: 2 hours)
+    longest = max(1, (MAX_WORK // L - config.num_attention_heads) // 2)
+    st.warning(f"That is more than this page runs ({MAX_WORK:,}): with this model, keep the prompts to {longest} "
+               "tokens or fewer.", icon=":material/hourglass_disabled:")
+    st.stop()
 
 inputs = (session.choice, clean, corrupted, answers)
 if st.button("Run the patching sweep", type="primary", key="patching.run"):

@@ -89,3 +89,12 @@ def test_the_page_runs_the_sweep_on_a_button_and_explains_bad_input():
     assert not at.exception and chart_titles(at) == []  # another input: the last sweep is not shown for it
     at.button(key="patching.run").click().run()
     assert not at.exception and "same length" in at.error[0].value
+
+
+def test_the_page_refuses_a_sweep_that_would_hold_the_server_for_too_long():
+    at = open_page("pages/patching.py")
+    long = "The girl went to the park and played with her friends all day long. " * 40
+    at.text_input(key="view.patching.clean").set_value(long).run()
+    at.text_input(key="view.patching.corrupted").set_value(long.replace("girl", "boy")).run()
+    assert not at.exception and "keep the prompts to" in at.warning[0].value
+    assert not [b for b in at.button if b.key == "patching.run"]
