@@ -41,7 +41,7 @@ def label(option: str) -> str:
     if option in (TYPED, NONE):
         return option
     i = candidate(option)
-    return f"{i + 1}. {session.tokenizer.tokens([candidates[i]])[0]} ({probs[i]:.1%})"
+    return f"{i + 1}. {session.tokenizer.tokens([candidates[i]])[0]} ({100 * probs[i]:.3g}%)"  # 0.00213% shows
 
 
 left, right = st.columns(2)
