@@ -51,9 +51,11 @@ def backward(model: Decoder, ids: list[int]) -> tuple[float, dict[str, torch.Ten
         raise ModelError("The prompt needs at least two tokens: the loss is the prediction of each next one.")
     input_ids = torch.tensor([ids], device=model.device)
     model.check_input(input_ids, 0)
-    params = {name: p.detach().requires_grad_() for name, p in model.named_parameters()}
     keeper = _StreamKeeper(model.config.num_hidden_layers - 1)
     with COMPUTE.slot(), torch.enable_grad():
+        # Inside the queue: while another gradient run's functional_call has swapped the model's parameters, its
+        # tied embedding and LM head read as two tensors.
+        params = {name: p.detach().requires_grad_() for name, p in model.named_parameters()}
         logits = functional_call(model, params, (input_ids,), {"capture": keeper})
         loss = F.cross_entropy(logits[0, :-1].float(), input_ids[0, 1:])
         loss.backward()
