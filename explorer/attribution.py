@@ -99,6 +99,28 @@ def direct_logit_attribution(t, position: int, target: int, baseline: int | None
                        attn_bias, mlp)
 
 
+def stream_sum_error(t, position: int) -> tuple[float, float]:
+    """(largest |difference|, largest |value|) between the final residual stream at `position` and the sum of its
+    parts (embedding + every layer's attention output + every MLP output): the stream is nothing but that sum."""
+    L = t.config.num_hidden_layers
+    total = t["embed"][0, position].double().clone()
+    for layer in range(L):
+        total += t[f"layers.{layer}.self_attn.out"][0, position].double()
+        total += t[f"layers.{layer}.mlp.out"][0, position].double()
+    stream = t[f"layers.{L - 1}.resid_post"][0, position].double()
+    return float((stream - total).abs().max()), float(stream.abs().max())
+
+
+def stream_sum_verdict(error: float, size: float, parts: int) -> str:
+    """The lesson's measured sentence, worded from stream_sum_error's numbers."""
+    holds = error <= 1e-4 * max(1.0, size)
+    return (f"**Measured** at the last position: the stream after the last layer and the sum of its {parts} parts "
+            f"differ by at most **{error:.2g}** (the stream's largest number is {size:.3g}): "
+            + ("**the claim holds**, up to float rounding." if holds else "**they differ by more than rounding**: "
+               "this model's blocks do something besides adding (a norm after a sublayer, say), and the split below "
+               "is inexact."))
+
+
 def top_neurons(t, attribution: Attribution, layer: int, k: int = 20) -> tuple[np.ndarray, np.ndarray]:
     """The `k` SwiGLU neurons of `layer` with the largest |contribution| to the attributed logit: (indices,
     contributions), largest first. Neuron j writes hidden_j · W_down[:, j]; down_proj's bias is not a neuron."""

@@ -38,6 +38,7 @@ PAGES = [
     PageInfo("Classroom", "pages/lesson_rope.py", "RoPE", ":material/rotate_right:"),
     PageInfo("Classroom", "pages/lesson_gqa.py", "GQA", ":material/grid_on:"),
     PageInfo("Classroom", "pages/lesson_qk_norm.py", "QK-norm", ":material/straighten:"),
+    PageInfo("Classroom", "pages/lesson_residual.py", "The residual stream", ":material/stacked_line_chart:"),
 ]
 # The teacher's page for workshop links: offered only by a server whose configuration has a link secret.
 CLASS_PAGE = PageInfo("Teacher", "pages/workshop_links.py", "Workshop links", ":material/link:")

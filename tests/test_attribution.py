@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from explorer.attribution import check_request, direct_logit_attribution, single_token, top_neurons
+from explorer.attribution import (check_request, direct_logit_attribution, single_token, stream_sum_error,
+                                  stream_sum_verdict, top_neurons)
 from explorer.prompt_trace import PromptTrace
 from model import ModelError, load_model, load_tokenizer
 from tests.conftest import random_ids
@@ -100,3 +101,22 @@ def test_the_page_explains_the_top_prediction_then_a_difference_then_a_typed_tok
     linked = open_page_with_link("attribution", minus="top 3", position="4")
     assert linked.selectbox(key="view.attribution.minus").value == "top 3"
     assert linked.selectbox(key="view.attribution.position").value == 4
+
+
+@pytest.mark.parametrize("name", ["stories260K", "pair-qwen3"])
+def test_the_stream_is_the_sum_of_its_parts(name):
+    model = load_model(name)
+    t = PromptTrace(model, load_tokenizer(name).encode(PROMPT))
+    error, size = stream_sum_error(t, len(t.tokens) - 1)
+    assert error < 1e-5 * size
+    assert "**the claim holds**" in stream_sum_verdict(error, size, 11)
+    assert "more than rounding" in stream_sum_verdict(0.5, size, 11)
+
+
+def test_the_residual_stream_lesson_measures_and_splits_the_prediction():
+    at = open_page("pages/lesson_residual.py")
+    assert not at.exception and not at.error
+    assert any("**the claim holds**" in m.value for m in at.markdown)
+    titles = chart_titles(at)
+    assert len(titles) == 2 and titles[0].startswith("How logit(") and titles[1].endswith("after each layer (the "
+                                                                                          "final norm's scale held fixed)")

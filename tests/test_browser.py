@@ -28,7 +28,7 @@ pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "artifacts" / "screenshots"
 PAGES = ["", "attention", "rope", "norms", "swiglu", "logit_lens", "attribution", "patching", "gradients", "compare", "lesson_rmsnorm", "lesson_kv_cache",
-         "lesson_swiglu", "lesson_rope", "lesson_gqa", "lesson_qk_norm"]  # "": Model, the default
+         "lesson_swiglu", "lesson_rope", "lesson_gqa", "lesson_qk_norm", "lesson_residual"]  # "": Model, the default
 # Pages whose experiment waits for a toggle or a button show no chart when opened.
 MIN_CHARTS = {"lesson_qk_norm": 0, "gradients": 0, "patching": 0}
 NO_TRACE = {"lesson_kv_cache", "lesson_qk_norm", "gradients", "patching"}  # pages that read no trace (yet): none to download

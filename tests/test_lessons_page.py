@@ -31,6 +31,7 @@ LESSONS = {
     "lesson_rope": "RoPE",
     "lesson_gqa": "GQA",
     "lesson_qk_norm": "QK-norm",
+    "lesson_residual": "The residual stream",
 }
 
 
@@ -257,6 +258,7 @@ CHARTS = {  # each lesson page's charts, by the start of their titles
     "lesson_rope": ["Same q and k moved"],
     "lesson_gqa": ["Attention patterns of layer 0"],
     "lesson_qk_norm": [],
+    "lesson_residual": ["How logit("],
 }
 
 
