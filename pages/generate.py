@@ -18,6 +18,7 @@ prompt_ids = session.ids[: session.prompt_length]
 # One press generates at most MAX_NEW_TOKENS: a shared server's compute queue is not held for minutes, nor a KV cache
 # for the whole context allocated (40,940 tokens of Qwen3-0.6B's context: 9 GB).
 context_room = config.max_position_embeddings - len(prompt_ids)
+STEPS_SHOWN = 64  # rows of the step-by-step chart at a time
 room = min(context_room, MAX_NEW_TOKENS)
 value_bytes = session.model.dtype.itemsize
 kv_per_position = kv_cache_bytes(config.num_hidden_layers, config.num_key_value_heads, config.head_dim, 1, value_bytes)
@@ -129,7 +130,13 @@ if has_continuation:
            "; at the others, sampling picked a less likely one (orange).")
         + " Probabilities are the model's own, before temperature, top-k or top-p reshaped them for sampling; they "
           "come from one forward over the whole text, which computes what each step computed with its KV cache.")
-    show(steps_chart(steps, lambda token: session.tokenizer.tokens([token])[0]), key="generate.steps")
+    shown = steps
+    if len(steps) > STEPS_SHOWN:  # one row per token: a long continuation is read a window at a time
+        remember("view.generate.first_step", range(len(steps) - STEPS_SHOWN + 1), 0)
+        first = st.slider(f"First generated token shown ({STEPS_SHOWN} at a time)", 0, len(steps) - STEPS_SHOWN,
+                          key="view.generate.first_step")
+        shown = steps[first: first + STEPS_SHOWN]
+    show(steps_chart(shown, lambda token: session.tokenizer.tokens([token])[0]), key="generate.steps")
     growth = kv_cache_growth(config, session.prompt_length, len(steps), value_bytes)
     labels = axis_labels([session.tokens[s.position] for s in steps], first=session.prompt_length)
     show(kv_growth_chart(growth, session.prompt_length, labels, kv_per_position), key="generate.kv_cache")

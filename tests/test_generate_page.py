@@ -163,3 +163,17 @@ def test_a_link_with_bad_continuation_settings_opens_without_one(value):
     at.query_params["continuation"] = value
     at.run()
     assert not at.exception and "generated" not in at.session_state and not at.error
+
+
+def test_a_long_continuation_is_read_a_window_of_steps_at_a_time():
+    at = open_page("pages/generate.py")
+    at.number_input(key="view.generate.max_new_tokens").set_value(100).run()
+    at.button(key="generate").click().run()
+    assert not at.exception and not at.error
+    steps = chart_specs(at)[0]
+    assert len(steps["data"][0]["y"]) == 64
+    generated = len(at.session_state["generated"]["ids"]) - len(load_tokenizer("stories260K").encode(
+        at.session_state["prompt"]))
+    at.slider(key="view.generate.first_step").set_value(generated - 64).run()
+    assert not at.exception and chart_specs(at)[0]["data"][0]["y"][-1].startswith(
+        f"{len(at.session_state['generated']['ids']) - 1}: ")
