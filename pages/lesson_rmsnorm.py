@@ -37,9 +37,11 @@ def timing_experiment() -> None:
     left, middle, right = st.columns(3)
     left.metric("torch.nn.LayerNorm (one kernel)", f"{timing.layernorm_ms:.3g} ms")
     middle.metric("torch.nn.RMSNorm (built-in)", f"{timing.builtin_rmsnorm_ms:.3g} ms",
-                  delta=analysis.speed_against(timing.builtin_rmsnorm_ms, timing.layernorm_ms), delta_color="off")
+                  delta=analysis.speed_against(timing.builtin_rmsnorm_ms, timing.layernorm_ms), delta_color="off",
+                  delta_arrow="off")
     right.metric("model.norm.RMSNorm (this project's)", f"{timing.rmsnorm_ms:.3g} ms",
-                 delta=analysis.speed_against(timing.rmsnorm_ms, timing.layernorm_ms), delta_color="off")
+                 delta=analysis.speed_against(timing.rmsnorm_ms, timing.layernorm_ms), delta_color="off",
+                 delta_arrow="off")
     show(
         figures.norm_timing_bar(
             ["torch.nn.LayerNorm", "model.norm.RMSNorm (project)", "torch.nn.RMSNorm (built-in)"],

@@ -391,3 +391,8 @@ def test_each_lesson_runs_its_experiment_on_a_toggle(name, key, title):
     checked(page.run())
     assert title in chart_titles(page)
     assert any(m.value.startswith("**Measured") for m in page.markdown)
+
+
+def test_a_slower_rmsnorm_is_said_to_take_more_time_not_to_save_a_negative_share():
+    verdict = analysis.norm_timing_verdict(analysis.NormTiming(rmsnorm_ms=3.0, layernorm_ms=2.0, builtin_rmsnorm_ms=2.4))
+    assert "takes 20% more time: no saving at all" in verdict and "saves -" not in verdict

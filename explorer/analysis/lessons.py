@@ -59,10 +59,11 @@ def norm_timing_verdict(timing: NormTiming) -> str:
         agrees = "less than the claimed 7–10%"
     else:
         agrees = "no saving at all, against the claimed 7–10%"
+    share = f"saves {saving:.1%} of its time" if saving >= 0 else f"takes {-saving:.0%} more time"
     return (f"**Measured:** PyTorch's built-in RMSNorm (the fair comparison: one fused kernel where PyTorch has one "
             f"for the device, like LayerNorm) is "
             f"**{speed_against(timing.builtin_rmsnorm_ms, timing.layernorm_ms)}** than LayerNorm here "
-            f"(saves {saving:.1%} of its time: {agrees}). The project's readable RMSNorm, five separate "
+            f"({share}: {agrees}). The project's readable RMSNorm, five separate "
             f"operations, is {speed_against(timing.rmsnorm_ms, timing.layernorm_ms)} than LayerNorm.")
 
 
