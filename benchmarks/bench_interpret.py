@@ -69,22 +69,21 @@ def main(argv: list[str] | None = None) -> None:
 
     clean = PromptTrace(model, ids)
     layer = config.num_hidden_layers // 2
-    per_kind = {}
-    for kind, batch in (("resid_pre", args.tokens), ("mlp.out", args.tokens), ("self_attn.z", config.num_attention_heads)):
+    per_kind = {}  # kind -> (batch, seconds of its one batched forward)
+    for kind, batch in (("resid_pre", args.tokens), ("mlp.out", args.tokens),
+                        ("self_attn.z", config.num_attention_heads)):
         name = f"layers.{layer}.{kind}"
         edits = Edits(replace={name: PatchRow(clean[name])})
-        per_kind[kind] = median_seconds(lambda: answer_difference(
+        per_kind[kind] = batch, median_seconds(lambda: answer_difference(
             edited_logits(model, torch.tensor([other] * batch), edits), 0, 1), 1)
-    sweep = config.num_hidden_layers * sum(per_kind.values())
-    resid_sweep = config.num_hidden_layers * per_kind["resid_pre"]
+    layers = config.num_hidden_layers
 
     rows = [("one forward (logits at the last position)", forward),
             ("attribution, after the page's trace", statistics.median(attributions)),
             ("gradient pass (forward + backward)", gradients),
-            *((f"patching, one layer of {kind} (batch {args.tokens if kind != 'self_attn.z' else config.num_attention_heads})",
-               seconds) for kind, seconds in per_kind.items()),
-            (f"patching sweep over resid_pre ({config.num_hidden_layers} layers)", resid_sweep),
-            ("patching sweep, all three kinds", sweep)]
+            *((f"patching, one layer of {kind} (batch {batch})", seconds) for kind, (batch, seconds) in per_kind.items()),
+            (f"patching sweep over resid_pre ({layers} layers)", layers * per_kind["resid_pre"][1]),
+            ("patching sweep, all three kinds", layers * sum(seconds for _, seconds in per_kind.values()))]
     print("\n| measure | seconds | × one forward |\n|---|---|---|")
     for what, seconds in rows:
         print(f"| {what} | {seconds:.2f} | {seconds / forward:.1f} |")

@@ -21,10 +21,10 @@ from model import Decoder, ModelError, Tokenizer
 
 from .compute import COMPUTE
 from .edits import Edits
-from .export import figure_csv, figure_html
 from . import presenter
-from .presenter import PRESENTER
+from .export import figure_csv, figure_html
 from .figures.common import mark_continuation
+from .presenter import PRESENTER
 from .prompt_trace import PromptTrace
 from .serving import CONFIG, DEFAULT_CHOICE, MODELS, ModelChoice, prompt_trace
 
@@ -202,9 +202,10 @@ def show(fig, *, key: str, container=st) -> None:
 # The address bar is the link: remember() keeps it current even after a fragment's rerun, which no element drawn by the
 # full run could follow. So the button reads it in the browser. The clipboard needs a secure context (https or
 # localhost); on a classroom server over plain http the link is shown selected instead, for Ctrl+C.
-COPY_LINK_HTML = """<button id="copy" style="font: 14px 'Source Sans Pro', sans-serif; padding: 6px 12px; width: 100%;
- border: 1px solid rgba(49, 51, 63, 0.2); border-radius: 8px; background: white; cursor: pointer">Copy link to this
- view</button><input id="link" readonly aria-label="Link to this view" style="display: none; width: 95%; margin-top: 4px">
+COPY_LINK_HTML = """<button id="copy" style="font: 14px 'Source Sans Pro', sans-serif; padding: 6px 12px;
+ width: 100%; border: 1px solid rgba(49, 51, 63, 0.2); border-radius: 8px; background: white; cursor: pointer">Copy
+ link to this view</button>
+<input id="link" readonly aria-label="Link to this view" style="display: none; width: 95%; margin-top: 4px">
 <script>
 const button = document.getElementById("copy"), field = document.getElementById("link");
 button.onclick = async () => {
@@ -223,6 +224,14 @@ button.onclick = async () => {
 def copy_link_button() -> None:
     """A button that copies the address of the view as it is now (model, prompt, every control, presenter mode)."""
     st.iframe(COPY_LINK_HTML, height=80)  # our own fixed HTML, no user text in it
+
+
+def experiment_toggle(page: str, label: str) -> bool:
+    """A switch that runs a page's costly experiment (a backward, an ablation), off until asked for, so opening the
+    page stays instant; links carry it as run=true."""
+    key = f"view.{page}.run"
+    remember(key, [False, True], False)
+    return st.toggle(label, key=key)
 
 
 def describe_exports(model: str, text: str) -> None:
@@ -340,9 +349,11 @@ def generate(model: Decoder, prompt_ids: list[int], settings: dict, on_token=Non
     """Prompt + continuation with the Generate page's settings, through the compute queue. Raises ModelError."""
     # top_k 0 and top_p 1 mean "off"; temperature 0 is greedy, which ignores the rest (the model still checks them).
     with COMPUTE.slot():
-        return model.generate(torch.tensor([prompt_ids]), settings["n"], temperature=settings["temperature"],
-                              top_k=settings["top_k"] or None, top_p=settings["top_p"] if settings["top_p"] != 1 else None,
-                              seed=settings["seed"], on_token=on_token)[0].tolist()
+        full = model.generate(torch.tensor([prompt_ids]), settings["n"], temperature=settings["temperature"],
+                              top_k=settings["top_k"] or None,
+                              top_p=settings["top_p"] if settings["top_p"] != 1 else None, seed=settings["seed"],
+                              on_token=on_token)
+    return full[0].tolist()
 
 
 def generate_from_link(model: Decoder, choice: ModelChoice, prompt: str, ids: list[int], settings: dict) -> None:

@@ -3,7 +3,7 @@
 import numpy as np
 import streamlit as st
 
-from explorer.app_state import as_text, current, remember, show
+from explorer.app_state import as_text, current, experiment_toggle, show
 from explorer.figures.gradients import parameter_heatmap, saliency_bar, stream_heatmap
 from explorer.gradients import gradient_flow
 from model import ModelError
@@ -25,8 +25,7 @@ st.markdown(
 if len(session.ids) > MAX_TOKENS:
     st.info(f"A backward keeps every layer's activations: it runs on the first {MAX_TOKENS} of the "
             f"{len(session.ids):,} tokens.", icon=":material/content_cut:")
-remember("view.gradients.run", [False, True], False)
-if not st.toggle("Run the backward pass (about two to three forwards' time)", key="view.gradients.run"):
+if not experiment_toggle("gradients", "Run the backward pass (about two to three forwards' time)"):
     st.stop()
 
 t = session.trace()

@@ -6,7 +6,7 @@ from explorer.analysis import lesson_ablations as ablations
 from explorer.analysis import lessons as analysis
 from explorer.analysis import model_facts as facts
 from explorer.analysis.attention import pattern_by_group
-from explorer.app_state import current, query_window, remember, show
+from explorer.app_state import current, experiment_toggle, query_window, remember, show
 from explorer.figures.attention import head_grid
 from explorer.figures.lessons import loss_bar
 from explorer.lesson_ui import claim, lesson_title
@@ -97,6 +97,5 @@ st.markdown(
     "of the whole group read it. Here each conversion runs the sidebar's prompt (an edit at every layer's k and v), "
     "and its next-token loss on that prompt is set against the model as trained."
 )
-remember("view.lesson_gqa.run", [False, True], False)
-if st.toggle("Run the conversions (one forward each)", key="view.lesson_gqa.run"):
+if experiment_toggle("lesson_gqa", "Run the conversions (one forward each)"):
     conversion()

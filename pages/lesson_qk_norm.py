@@ -3,7 +3,7 @@
 import streamlit as st
 
 from explorer.analysis import lesson_ablations as ablations
-from explorer.app_state import as_text, current, load, remember, show, trace_model
+from explorer.app_state import as_text, current, experiment_toggle, load, show, trace_model
 from explorer.figures.common import label
 from explorer.figures.compare import layer_lines
 from explorer.lesson_ui import claim, lesson_title
@@ -56,8 +56,7 @@ st.markdown(
 claim("QK-norm keeps attention logits bounded and lets training run at higher learning rates without diverging.",
       SOURCES)
 st.subheader("Bounded: switch it off in a trained model")
-remember("view.lesson_qk_norm.run", [False, True], False)
-if st.toggle("Run the ablation (two forwards, every layer's scores)", key="view.lesson_qk_norm.run"):
+if experiment_toggle("lesson_qk_norm", "Run the ablation (two forwards, every layer's scores)"):
     ablation()
 st.subheader("Higher learning rates: train with and without")
 st.markdown(

@@ -5,7 +5,7 @@ import streamlit as st
 from explorer.analysis import lesson_ablations as ablations
 from explorer.analysis import lessons as analysis
 from explorer.analysis import swiglu as swiglu_analysis
-from explorer.app_state import current, remember, show
+from explorer.app_state import current, experiment_toggle, remember, show
 from explorer.figures import lessons as figures
 from explorer.figures.lessons import loss_bar
 from explorer.figures.swiglu import distributions_figure
@@ -95,6 +95,5 @@ st.markdown(
     "each neuron's silu(gate) is replaced by its average over the tokens so far, so every token gets the same "
     "typical amount of that neuron's up value instead of its own. The sidebar's prompt then measures the cost."
 )
-remember("view.lesson_swiglu.run", [False, True], False)
-if st.toggle("Run the ablation (two forwards)", key="view.lesson_swiglu.run"):
+if experiment_toggle("lesson_swiglu", "Run the ablation (two forwards)"):
     gate_ablation()

@@ -204,8 +204,8 @@ def shift_verdict(both: np.ndarray, query_only: np.ndarray) -> str:
     tolerance = 1e-3 * max(1.0, abs(float(both[0])))
     if spread > tolerance:
         return (f"Shifting both moved the score by up to {spread:.3g}, more than rounding would ({tolerance:.2g}): "
-                "**the claim does not hold in these numbers.** A rotation's angle m·ω is rounded at the precision the "
-                "model computes in; at large positions in a narrow dtype (bfloat16 keeps 8 bits) that rounding "
+                "**the claim does not hold in these numbers.** A rotation's angle m·ω is rounded at the precision "
+                "the model computes in; at large positions in a narrow dtype (bfloat16 keeps 8 bits) that rounding "
                 "dominates. In exact arithmetic the relation holds: try float32 in the sidebar.")
     if moved <= 10 * spread or moved <= tolerance:
         return (f"Shifting the query alone moved the score by only {moved:.3g}: this head's q and k are too short or "
